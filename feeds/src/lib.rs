@@ -1,0 +1,19 @@
+//! `qalpha-feeds`: market data. Venue decoders, exact L2 books and their sync rules.
+//!
+//! Hot-path rules for everything in this crate that runs per frame: no heap allocation after
+//! warm-up (buffers are reused and only grow to the largest frame seen), no locks, no syscalls,
+//! no logging per frame (malformed input is counted and logged once per kind).
+//!
+//! - [`json`]: the reusable simd-json tape parser every decoder runs on.
+//! - [`book`]: [`book::OrderBook`], the exact price-level book.
+//! - [`binance`]: Binance USD-M decoders and the snapshot + diff book sync.
+//! - [`book_check`]: compares rebuilt books with the venue's own best bid/offer.
+//! - [`stats`]: per-kind decode counters.
+//! - [`replay`]: the capture handler that routes recorded frames to the venue feeds.
+
+pub mod binance;
+pub mod book;
+pub mod book_check;
+pub mod json;
+pub mod replay;
+pub mod stats;

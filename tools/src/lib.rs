@@ -1,0 +1,5 @@
+//! The `qalpha` command-line tool's library: each subcommand's work, separate from argument parsing
+//! (so tests and benches call the same code the binary runs).
+
+pub mod import_lines;
+pub mod replay_cmd;
