@@ -235,7 +235,7 @@ mod tests {
             Err(DecimalError::Overflow)
         );
         assert_eq!(
-            Price::parse("92233720368.54775807"),
+            Price::parse("92233720368.54775808"),
             Err(DecimalError::Overflow)
         );
         assert_eq!(Price::parse("NaN"), Err(DecimalError::InvalidChar));

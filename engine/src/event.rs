@@ -117,19 +117,27 @@ pub struct MarkPrice {
 #[rkyv(derive(Debug, PartialEq))]
 pub struct Kline {
     pub open_ms: u64,
-    pub close_ms: u64,
     /// Interval length in seconds (`1m` → 60).
     pub interval_s: u32,
+    /// Number of trades in the bar.
+    pub trades: u32,
     pub open: Price,
     pub high: Price,
     pub low: Price,
     pub close: Price,
+    /// Base volume.
     pub volume: Qty,
-    pub quote_volume: Qty,
+    /// Taker-buy base volume (order-flow feature: buy share of volume).
     pub taker_buy_volume: Qty,
-    pub trades: u64,
     /// Only closed bars are final.
     pub closed: bool,
+}
+
+impl Kline {
+    /// Last millisecond of the bar (`open + interval − 1 ms`, as Binance's `T`).
+    pub fn close_ms(&self) -> u64 {
+        self.open_ms + self.interval_s as u64 * 1000 - 1
+    }
 }
 
 /// A liquidation order (Binance `forceOrder`).

@@ -2,9 +2,10 @@
 
 use std::fmt;
 
-/// Longest symbol carried inline. Binance USD-M and Bybit linear symbols are ≤ 20 bytes
-/// (`1000000MOGUSDT`, `BTCUSDT-26DEC25`); longer names are rejected at decode time.
-pub const SYMBOL_CAP: usize = 23;
+/// Longest symbol carried inline (with its length byte the symbol is 16 bytes). Binance USD-M and
+/// Bybit linear symbols fit (`1000000MOGUSDT` and `BTCUSDT_250926` are 14, `BTCUSDT-26DEC25` 15);
+/// longer names are rejected at decode time and counted as malformed.
+pub const SYMBOL_CAP: usize = 15;
 
 /// An upper-case ASCII instrument symbol stored inline (length byte + bytes).
 #[derive(

@@ -61,7 +61,7 @@ mod tests {
         let mut p = JsonParser::new(16);
         let a = p
             .parse(br#"{"a":"x\ny","b":[1,2]}"#, |v| {
-                v.get("a").and_then(|s| s.as_str()).map(str::to_owned)
+                v.get("a").and_then(|s| s.as_str().map(str::to_owned))
             })
             .unwrap();
         assert_eq!(a.as_deref(), Some("x\ny"));

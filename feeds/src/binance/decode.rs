@@ -492,23 +492,22 @@ fn decode_kline<'t, 'i>(obj: Object<'t, 'i>) -> Result<BinanceMsg<'t, 'i>, Decod
     let body = req(body, K, "missing k")?;
     let mut kl = Kline {
         open_ms: 0,
-        close_ms: 0,
         interval_s: 0,
+        trades: 0,
         open: Price::ZERO,
         high: Price::ZERO,
         low: Price::ZERO,
         close: Price::ZERO,
         volume: Qty::ZERO,
-        quote_volume: Qty::ZERO,
         taker_buy_volume: Qty::ZERO,
-        trades: 0,
         closed: false,
     };
     let mut seen = 0u8;
+    let mut close_ms = 0;
     for (k, v) in body.iter() {
         match k {
             "t" => kl.open_ms = num(v, K, "k.t")?,
-            "T" => kl.close_ms = num(v, K, "k.T")?,
+            "T" => close_ms = num(v, K, "k.T")?,
             "i" => {
                 kl.interval_s = v
                     .as_str()
@@ -520,15 +519,20 @@ fn decode_kline<'t, 'i>(obj: Object<'t, 'i>) -> Result<BinanceMsg<'t, 'i>, Decod
             "l" => (kl.low, seen) = (dec(v, K, "k.l")?, seen | 4),
             "c" => (kl.close, seen) = (dec(v, K, "k.c")?, seen | 8),
             "v" => kl.volume = dec(v, K, "k.v")?,
-            "q" => kl.quote_volume = dec(v, K, "k.q")?,
             "V" => kl.taker_buy_volume = dec(v, K, "k.V")?,
-            "n" => kl.trades = num(v, K, "k.n")?,
+            "n" => {
+                kl.trades =
+                    u32::try_from(num(v, K, "k.n")?).map_err(|_| DecodeError::new(K, "k.n"))?
+            }
             "x" => kl.closed = v.as_bool().ok_or(DecodeError::new(K, "k.x"))?,
             _ => {}
         }
     }
     if seen != 15 || kl.interval_s == 0 {
         return Err(DecodeError::new(K, "kline lacks OHLC or interval"));
+    }
+    if close_ms != 0 && close_ms != kl.close_ms() && kl.interval_s < 2_592_000 {
+        return Err(DecodeError::new(K, "k.T does not match k.t + interval"));
     }
     event(K, s, e_ms, MarketPayload::Kline(kl))
 }
