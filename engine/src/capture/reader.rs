@@ -113,7 +113,7 @@ impl CaptureReader {
             path: path.clone(),
             why,
         };
-        if header_len < FILE_HEADER_LEN || header_len > b.len() || header_len % 8 != 0 {
+        if header_len < FILE_HEADER_LEN || header_len > b.len() || !header_len.is_multiple_of(8) {
             return Err(corrupt(format!(
                 "header length {header_len} is invalid for a {}-byte file",
                 b.len()
@@ -358,7 +358,9 @@ mod tests {
         }
         assert_eq!(got.last().unwrap().payload, b"bye");
         // Payloads are borrowed from the map, 8-byte aligned.
-        assert!(got.iter().all(|g| g.payload.as_ptr() as usize % 8 == 0));
+        assert!(got
+            .iter()
+            .all(|g| (g.payload.as_ptr() as usize).is_multiple_of(8)));
     }
 
     #[test]

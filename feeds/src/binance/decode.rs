@@ -438,12 +438,9 @@ fn decode_mark_price<'t, 'i>(obj: Object<'t, 'i>) -> Result<BinanceMsg<'t, 'i>, 
             "E" => e_ms = num(v, K, "E")?,
             "p" => p = Some(dec(v, K, "p")?),
             "i" => i = dec(v, K, "i")?,
-            "r" => {
-                // Delivery contracts send an empty funding rate.
-                if v.as_str() != Some("") {
-                    r = dec(v, K, "r")?
-                }
-            }
+            // Delivery contracts send an empty funding rate.
+            "r" if v.as_str() == Some("") => {}
+            "r" => r = dec(v, K, "r")?,
             "T" => t = num(v, K, "T")?,
             _ => {}
         }

@@ -219,12 +219,10 @@ impl BookSync {
         self.book.clear();
         let loaded: Result<(), DecodeError> = bids
             .into_iter()
-            .map(|l| l.map(|(p, q)| self.book.set(BookSide::Bid, p, q)))
-            .collect::<Result<(), _>>()
+            .try_for_each(|l| l.map(|(p, q)| self.book.set(BookSide::Bid, p, q)))
             .and_then(|()| {
                 asks.into_iter()
-                    .map(|l| l.map(|(p, q)| self.book.set(BookSide::Ask, p, q)))
-                    .collect()
+                    .try_for_each(|l| l.map(|(p, q)| self.book.set(BookSide::Ask, p, q)))
             });
         if let Err(e) = loaded {
             self.book.clear();
