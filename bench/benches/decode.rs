@@ -117,9 +117,7 @@ fn feed(c: &mut Criterion, sample: &Sample) {
                 if state.as_ref().is_none_or(|(_, pos)| *pos == diffs.len()) {
                     state = Some((sample.synced_feed().0, 0));
                 }
-                let Some((feed, pos)) = state.as_mut() else {
-                    unreachable!("state was just set");
-                };
+                let (feed, pos) = state.as_mut().expect("a synced feed was just built");
                 let run = &diffs[*pos..diffs.len().min(*pos + left)];
                 let t = Instant::now();
                 for f in run {
@@ -134,16 +132,23 @@ fn feed(c: &mut Criterion, sample: &Sample) {
         })
     });
 
-    for (name, kind) in [("trade", MsgKind::Trade), ("bookTicker", MsgKind::BookTicker)] {
+    for (name, kind) in [
+        ("trade", MsgKind::Trade),
+        ("bookTicker", MsgKind::BookTicker),
+    ] {
         let frames = sample.spread(kind, CYCLE_FRAMES);
         let mut feed = BinanceFeed::new();
         let mut sink = CountingSink::default();
         for f in &frames {
             feed.on_ws_frame(f.recv_ns, &f.bytes, &mut sink);
         }
-        let c = feed.counters();
+        let counters = feed.counters();
         assert_eq!(
-            (c.decode.decoded, c.decode.malformed, sink.events),
+            (
+                counters.decode.decoded,
+                counters.decode.malformed,
+                sink.events
+            ),
             (frames.len() as u64, 0, frames.len() as u64),
             "every {name} frame decodes to one event"
         );
@@ -171,7 +176,10 @@ fn check_diffs_apply(sample: &Sample, diffs: &[&Frame]) {
     }
     let after = feed.sync_counters();
     assert_eq!(after.applied - before.applied, diffs.len() as u64);
-    assert_eq!((after.gaps, after.crossed, after.malformed_diffs), (0, 0, 0));
+    assert_eq!(
+        (after.gaps, after.crossed, after.malformed_diffs),
+        (0, 0, 0)
+    );
     assert_eq!(feed.counters().decode.malformed, 0);
     assert_eq!(sink.events, diffs.len() as u64, "one BookTop per diff");
     assert!(feed.book(sample.symbol).is_some_and(|b| b.is_synced()));
