@@ -404,3 +404,43 @@ fn truncated_and_corrupted_real_frames_never_panic() {
     }
     assert!(rejected > 1000);
 }
+
+#[test]
+fn feed_counts_broken_frames_and_keeps_going() {
+    // The bundled sample, with every 97th frame cut in half: each is counted as malformed (never a
+    // panic), everything else still decodes, and lost depth diffs show up as gaps, not as bad books.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../data/sample/btcusdt-usdm-20230404.qcap"
+    );
+    let r = qalpha_engine::capture::CaptureReader::open(path).unwrap();
+    let sym = qalpha_engine::Symbol::parse("BTCUSDT").unwrap();
+    let mut feed = qalpha_feeds::binance::BinanceFeed::new();
+    let mut events: Vec<qalpha_engine::MarketEvent> = Vec::new();
+    let mut broken = 0;
+    for (i, rec) in r.records().enumerate() {
+        events.clear();
+        if rec.kind == qalpha_engine::capture::RecordKind::RestResponse {
+            feed.on_snapshot(rec.recv_ns, sym, rec.payload, &mut events);
+        } else if i % 97 == 50 {
+            broken += 1;
+            feed.on_ws_frame(
+                rec.recv_ns,
+                &rec.payload[..rec.payload.len() / 2],
+                &mut events,
+            );
+            assert!(events.is_empty());
+        } else {
+            feed.on_ws_frame(rec.recv_ns, rec.payload, &mut events);
+        }
+    }
+    let c = feed.counters();
+    assert_eq!(c.decode.malformed, broken);
+    assert_eq!(c.decode.decoded + c.decode.malformed, c.decode.frames);
+    assert_eq!(
+        c.decode.malformed_by_kind[MsgKind::Unknown as usize],
+        broken
+    );
+    let s = feed.sync_counters();
+    assert!(s.gaps > 0 && s.crossed == 0, "{s:?}");
+}

@@ -122,15 +122,7 @@ impl BinanceFeed {
             }
             .map(|()| counters.decode.decoded += 1)
         });
-        match res {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => self.counters.decode.malformed("binance", e, frame),
-            Err(_) => self.counters.decode.malformed(
-                "binance",
-                DecodeError::new(MsgKind::Unknown, "invalid JSON"),
-                frame,
-            ),
-        }
+        self.settle(res, MsgKind::Unknown, frame);
     }
 
     /// Handles a REST depth snapshot body for `symbol` received at `recv_ns`.
@@ -195,13 +187,25 @@ impl BinanceFeed {
             }
             Ok(())
         });
+        self.settle(res, MsgKind::DepthSnapshot, body);
+    }
+
+    /// Counts a frame's outcome: decoded frames were counted inside; errors are counted and logged
+    /// once per kind (`invalid_json_kind` names what an unparsable frame was expected to be).
+    #[inline]
+    fn settle(
+        &mut self,
+        res: Result<Result<(), DecodeError>, simd_json::Error>,
+        invalid_json_kind: MsgKind,
+        frame: &[u8],
+    ) {
         match res {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => self.counters.decode.malformed("binance", e, body),
+            Ok(Err(e)) => self.counters.decode.malformed("binance", e, frame),
             Err(_) => self.counters.decode.malformed(
                 "binance",
-                DecodeError::new(MsgKind::DepthSnapshot, "invalid JSON"),
-                body,
+                DecodeError::new(invalid_json_kind, "invalid JSON"),
+                frame,
             ),
         }
     }
