@@ -62,7 +62,8 @@ pub enum Side {
 )]
 #[rkyv(derive(Debug, PartialEq))]
 pub struct TopOfBook {
-    /// Exchange book update id the state corresponds to (Binance `u`, Bybit `u`).
+    /// Exchange book update id the state corresponds to (Binance `u`; Bybit `seq`, the cross
+    /// sequence shared by every depth of a symbol, since each depth's `u` counts on its own).
     pub update_id: u64,
     pub bid_px: Price,
     pub bid_qty: Qty,

@@ -12,6 +12,7 @@
 
 pub mod capture;
 pub mod clock;
+pub mod config;
 pub mod decimal;
 pub mod event;
 pub mod replay;

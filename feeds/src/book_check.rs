@@ -1,12 +1,13 @@
 //! Checks rebuilt books against the venue's own best bid/offer.
 //!
 //! The venue publishes its top of book with the same update-id sequence as the diffs (Binance
-//! `bookTicker.u`, Bybit `orderbook.1` `u`). A quote can be compared with the rebuilt book only at
-//! exactly the same update id, and the two streams race: the quote often arrives *before* the diff
-//! that ends at its id. So the checker keeps a short history of rebuilt tops (for late quotes) and a
-//! short queue of pending quotes (for early ones). A quote whose id the book passes without ever
-//! stopping at it cannot be verified and is counted as such, not as a check. A stale book clears
-//! both: nothing is ever compared against a book that is not in sync.
+//! `bookTicker.u`; Bybit `orderbook.1` `seq`, the cross sequence — each Bybit depth has its own `u`,
+//! so the Bybit feed stamps both quotes and rebuilt tops with `seq`). A quote can be compared with
+//! the rebuilt book only at exactly the same update id, and the two streams race: the quote often
+//! arrives *before* the diff that ends at its id. So the checker keeps a short history of rebuilt
+//! tops (for late quotes) and a short queue of pending quotes (for early ones). A quote whose id the
+//! book passes without ever stopping at it cannot be verified and is counted as such, not as a
+//! check. A stale book clears both: nothing is ever compared against a book that is not in sync.
 //!
 //! Runs on the consumer thread from events alone, so it checks what a strategy would see.
 

@@ -7,13 +7,17 @@
 //! - [`json`]: the reusable simd-json tape parser every decoder runs on.
 //! - [`book`]: [`book::OrderBook`], the exact price-level book.
 //! - [`binance`]: Binance USD-M decoders and the snapshot + diff book sync.
+//! - [`bybit`]: Bybit v5 linear public decoders, in-stream snapshot + delta books, merged tickers.
 //! - [`book_check`]: compares rebuilt books with the venue's own best bid/offer.
 //! - [`stats`]: per-kind decode counters.
 //! - [`replay`]: the capture handler that routes recorded frames to the venue feeds.
 
 pub mod binance;
+pub mod bybit;
 pub mod book;
 pub mod book_check;
 pub mod json;
+pub mod live;
 pub mod replay;
 pub mod stats;
+pub mod transport;

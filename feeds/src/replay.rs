@@ -2,6 +2,7 @@
 //!
 //! WebSocket frames go to the feed of the connection's venue; REST responses on a depth-snapshot
 //! URL go to that feed's book for the URL's `symbol=`; a disconnect marks that venue's books stale.
+//! Bybit sends its book snapshots in-stream, so a Bybit connection only carries WebSocket frames.
 
 use qalpha_engine::capture::{Connection, Record, RecordKind, Transport};
 use qalpha_engine::event::{MarketEvent, Venue};
@@ -10,6 +11,7 @@ use qalpha_engine::ring::Producer;
 use qalpha_engine::Symbol;
 
 use crate::binance::BinanceFeed;
+use crate::bybit::BybitFeed;
 use crate::book_check::BookChecker;
 use crate::stats::DecodeStats;
 
@@ -20,18 +22,29 @@ struct ConnRoute {
     transport: Transport,
     /// For REST connections: the `symbol=` of the URL.
     symbol: Option<Symbol>,
+    /// Losing it loses book updates (see [`carries_books`]).
+    carries_books: bool,
 }
 
 /// Routes recorded frames to venue feeds.
 #[derive(Default)]
 pub struct VenueRouter {
     pub binance: BinanceFeed,
+    pub bybit: BybitFeed,
     routes: Vec<ConnRoute>,
     /// Records on connections of venues this build does not decode.
     pub unrouted: u64,
     /// Connect / disconnect records seen.
     pub connects: u64,
     pub disconnects: u64,
+}
+
+/// Whether losing this connection loses book updates: a Binance URL that lists its streams carries
+/// books only if one is a depth stream (a `/market` connection does not); a URL without a stream
+/// list (live `SUBSCRIBE`) or any Bybit public connection may.
+fn carries_books(url: &str) -> bool {
+    let lists_streams = url.contains("streams=") || url.contains("/ws/");
+    !lists_streams || url.contains("@depth")
 }
 
 /// `symbol=BTCUSDT` from a URL's query string.
@@ -47,12 +60,14 @@ impl VenueRouter {
         Self::default()
     }
 
-    fn learn(&mut self, c: &Connection) {
+    /// Declares (or re-declares) a connection: its venue, transport and, for REST, its symbol.
+    pub fn learn(&mut self, c: &Connection) {
         let r = ConnRoute {
             id: c.id,
             venue: c.venue,
             transport: c.transport,
             symbol: url_symbol(&c.url),
+            carries_books: carries_books(&c.url),
         };
         match self.routes.iter_mut().find(|x| x.id == c.id) {
             Some(x) => *x = r,
@@ -64,6 +79,7 @@ impl VenueRouter {
     pub fn decode_stats(&self) -> DecodeStats {
         let mut s = DecodeStats::default();
         s.merge(&self.binance.counters().decode);
+        s.merge(&self.bybit.counters().decode);
         s
     }
 
@@ -74,10 +90,13 @@ impl VenueRouter {
             self.unrouted += 1;
             return;
         };
-        let (venue, transport, symbol) = (route.venue, route.transport, route.symbol);
+        let (venue, transport, symbol, carries) = (route.venue, route.transport, route.symbol, route.carries_books);
         match (rec.kind, venue) {
             (RecordKind::WsText | RecordKind::WsBinary, Some(Venue::BinanceUsdm)) => {
                 self.binance.on_ws_frame(rec.recv_ns, rec.payload, sink)
+            }
+            (RecordKind::WsText | RecordKind::WsBinary, Some(Venue::BybitLinear)) => {
+                self.bybit.on_ws_frame(rec.recv_ns, rec.payload, sink)
             }
             (RecordKind::RestResponse, Some(Venue::BinanceUsdm)) => match (transport, symbol) {
                 (Transport::Rest, Some(sym)) => {
@@ -94,8 +113,14 @@ impl VenueRouter {
             }
             (RecordKind::Disconnect, Some(Venue::BinanceUsdm)) => {
                 self.disconnects += 1;
-                if transport == Transport::WebSocket {
+                if transport == Transport::WebSocket && carries {
                     self.binance.on_disconnect(rec.recv_ns, sink);
+                }
+            }
+            (RecordKind::Disconnect, Some(Venue::BybitLinear)) => {
+                self.disconnects += 1;
+                if transport == Transport::WebSocket {
+                    self.bybit.on_disconnect(rec.recv_ns, sink);
                 }
             }
             (RecordKind::Disconnect, _) => self.disconnects += 1,
@@ -117,6 +142,7 @@ impl CaptureHandler for VenueRouter {
 
     fn finish(&mut self) {
         self.binance.finish();
+        self.bybit.finish();
     }
 }
 

@@ -18,9 +18,17 @@ pub enum MsgKind {
     Kline,
     ForceOrder,
     Control,
+    /// Bybit `orderbook.{1,50,200,500}.SYM`, snapshot or delta.
+    OrderBook,
+    /// Bybit `publicTrade.SYM`.
+    PublicTrade,
+    /// Bybit `tickers.SYM`, snapshot or delta.
+    Ticker,
+    /// Bybit `liquidation.SYM` and `allLiquidation.SYM`.
+    Liquidation,
 }
 
-pub const MSG_KINDS: usize = 10;
+pub const MSG_KINDS: usize = 14;
 
 impl MsgKind {
     pub const ALL: [MsgKind; MSG_KINDS] = [
@@ -34,6 +42,10 @@ impl MsgKind {
         MsgKind::Kline,
         MsgKind::ForceOrder,
         MsgKind::Control,
+        MsgKind::OrderBook,
+        MsgKind::PublicTrade,
+        MsgKind::Ticker,
+        MsgKind::Liquidation,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +60,10 @@ impl MsgKind {
             MsgKind::Kline => "kline",
             MsgKind::ForceOrder => "forceOrder",
             MsgKind::Control => "control",
+            MsgKind::OrderBook => "orderbook",
+            MsgKind::PublicTrade => "publicTrade",
+            MsgKind::Ticker => "tickers",
+            MsgKind::Liquidation => "liquidation",
         }
     }
 }

@@ -124,11 +124,9 @@ pub fn import(inputs: &[PathBuf], out: &Path, opts: &ImportOptions) -> Result<Im
     if inputs.is_empty() {
         bail!("no input files given");
     }
-    if opts.venue != Venue::BinanceUsdm {
-        bail!(
-            "line captures are Binance USD-M frames; --venue {} is not supported for this format",
-            opts.venue.name()
-        );
+    if opts.venue == Venue::BybitLinear {
+        // Bybit frames carry their book snapshots in-stream: no REST records, one fixed URL.
+        return crate::import_bybit::import_timestamped_lines(inputs, out, opts);
     }
     // Pass 1: the streams (for the connection URL) and the symbol (for the REST snapshot's URL).
     let mut streams: Vec<String> = Vec::new();

@@ -1,5 +1,8 @@
 //! The `qalpha` command-line tool's library: each subcommand's work, separate from argument parsing
 //! (so tests and benches call the same code the binary runs).
 
+pub mod import_bybit;
 pub mod import_lines;
+pub mod live_cmd;
+pub mod pcap;
 pub mod replay_cmd;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use qalpha_engine::event::Venue;
 use qalpha_engine::replay::{ReplayOptions, Speed};
 use qalpha_engine::runtime::{Runtime, ThreadSpec, WaitMode};
+use qalpha_tools::import_bybit::{import_archive, ArchiveOptions};
 use qalpha_tools::import_lines::{import, ImportOptions};
 use qalpha_tools::replay_cmd::replay;
 
@@ -29,6 +30,13 @@ enum Cmd {
     /// Convert other capture formats into .qcap.
     #[command(subcommand)]
     Import(ImportCmd),
+    /// Convert captures into other formats (pcapng for Wireshark/tshark).
+    #[command(subcommand)]
+    Export(ExportCmd),
+    /// Record live market data (every raw frame and REST snapshot) to a capture.
+    Record(qalpha_tools::live_cmd::RecordArgs),
+    /// Run the mock exchange (Binance USD-M or Bybit v5 public market data over TLS WebSocket + REST).
+    MockExchange(qalpha_tools::live_cmd::MockArgs),
     /// Show a capture's header, connection table and record counts.
     Inspect {
         /// Capture files.
@@ -42,7 +50,7 @@ struct ReplayArgs {
     /// Capture files, replayed in the order given (e.g. a rotated series).
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Compare every venue quote (Binance bookTicker) with the rebuilt top of book at the same update id.
+    /// Compare every venue quote (Binance bookTicker, Bybit orderbook.1) with the rebuilt top of book at the same update id.
     #[arg(long)]
     check_book: bool,
     /// Pacing: `max` (as fast as possible), `1x` (recorded time), `Nx` (N times faster).
@@ -64,6 +72,22 @@ struct ReplayArgs {
 
 #[derive(Subcommand)]
 enum ImportCmd {
+    /// Plaintext WebSocket / REST traffic captured with tcpdump (pcap or pcapng) → one .qcap.
+    ///
+    /// TCP is reassembled per connection, HTTP/1.1 and the WebSocket upgrade followed, server frames
+    /// de-framed into ws_text/ws_binary records; plain HTTP responses become rest_response records on a
+    /// connection named by the request URL. Capture with e.g. `tcpdump -i lo -w X.pcap 'tcp port 9000'`
+    /// started before the client connects.
+    Pcap {
+        /// The pcap or pcapng file.
+        file: PathBuf,
+        /// Output capture file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Venue every connection in the capture belongs to: binance or bybit.
+        #[arg(long, default_value = "binance")]
+        venue: String,
+    },
     /// `<local_ts> <json>` line captures (gzip or plain; ns/µs/ms/s timestamps) → one .qcap.
     Lines {
         /// Input files, concatenated in the order given.
@@ -81,6 +105,35 @@ enum ImportCmd {
         /// Rotate output files at this size in bytes.
         #[arg(long)]
         rotate_bytes: Option<u64>,
+    },
+    /// Bybit's public archive (`…_ob500.data`, zipped or not): raw v5 frames, timed by their `ts`.
+    BybitArchive {
+        /// Archive files (.zip with one member, gzip or plain NDJSON), concatenated in the order given.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output capture file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Stop after this many frames (cut a small sample).
+        #[arg(long)]
+        max_frames: Option<u64>,
+        /// Rotate output files at this size in bytes.
+        #[arg(long)]
+        rotate_bytes: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCmd {
+    /// Captures → one pcapng file: a packet per record, stamped with its recv_ns (ns resolution),
+    /// payload dissected as JSON by Wireshark/tshark, `conn=… kind=… url=…` in each packet comment.
+    Pcapng {
+        /// Capture files, in order (e.g. a rotated series).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output pcapng file.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -190,6 +243,39 @@ fn run(cli: Cli) -> Result<()> {
                     rotate_bytes,
                 },
             )?;
+            println!("{}", serde_json::to_string_pretty(&rep)?);
+            Ok(())
+        }
+        Cmd::Import(ImportCmd::BybitArchive {
+            files,
+            out,
+            max_frames,
+            rotate_bytes,
+        }) => {
+            let rep = import_archive(
+                &files,
+                &out,
+                &ArchiveOptions {
+                    max_frames,
+                    rotate_bytes,
+                },
+            )?;
+            println!("{}", serde_json::to_string_pretty(&rep)?);
+            Ok(())
+        }
+        Cmd::Record(a) => qalpha_tools::live_cmd::run_record(a),
+        Cmd::MockExchange(a) => qalpha_tools::live_cmd::run_mock(a),
+        Cmd::Import(ImportCmd::Pcap { file, out, venue }) => {
+            let Some(venue) = Venue::from_name(&venue) else {
+                bail!("unknown venue {venue:?}: use binance or bybit");
+            };
+            let opts = qalpha_tools::pcap::PcapImportOptions { venue };
+            let rep = qalpha_tools::pcap::import_pcap(&file, &out, &opts)?;
+            println!("{}", serde_json::to_string_pretty(&rep)?);
+            Ok(())
+        }
+        Cmd::Export(ExportCmd::Pcapng { files, out }) => {
+            let rep = qalpha_tools::pcap::export_pcapng(&files, &out)?;
             println!("{}", serde_json::to_string_pretty(&rep)?);
             Ok(())
         }

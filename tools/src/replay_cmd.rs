@@ -52,6 +52,9 @@ pub fn replay(files: &[PathBuf], check_book: bool, opts: &ReplayOptions) -> Resu
     let d = router.decode_stats();
     let sync = router.binance.sync_counters();
     let fc = router.binance.counters();
+    // Bybit's depth books (orderbook.1 is a quote stream, not a rebuilt book: not counted here).
+    let bsync = router.bybit.sync_counters();
+    let bfc = router.bybit.counters();
     let chk = consumer.checker.counters();
     let elapsed_s = pipe.elapsed.as_secs_f64();
     Ok(ReplayReport {
@@ -65,13 +68,13 @@ pub fn replay(files: &[PathBuf], check_book: bool, opts: &ReplayOptions) -> Resu
         book_checks: chk.checks,
         book_mismatches: chk.mismatches,
         unverifiable_quotes: chk.unverifiable,
-        crossed_books: sync.crossed,
-        gaps: sync.gaps,
-        resyncs: fc.resyncs,
-        syncs: sync.syncs,
-        snapshots: sync.snapshots,
-        stale_ns: fc.stale_ns,
-        diffs_applied: sync.applied,
+        crossed_books: sync.crossed + bsync.crossed,
+        gaps: sync.gaps + bsync.gaps,
+        resyncs: fc.resyncs + bfc.resyncs,
+        syncs: sync.syncs + bsync.syncs,
+        snapshots: sync.snapshots + bsync.snapshots,
+        stale_ns: fc.stale_ns + bfc.stale_ns,
+        diffs_applied: sync.applied + bsync.applied,
         ring_full_waits: pipe.ring_full_waits,
         lost_bytes: pipe.lost_bytes,
         elapsed_s,

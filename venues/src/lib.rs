@@ -1,1 +1,5 @@
-//! placeholder
+//! `qalpha-venues`: execution venues. Today: the mock exchange's market-data side ([`mock`]), which
+//! speaks Binance USD-M's and Bybit v5's real public protocols over real TLS on loopback. Order
+//! gateways, signing, rate limits and the shared matching model arrive with the order-entry issue.
+
+pub mod mock;

@@ -1,0 +1,642 @@
+//! One Bybit v5 linear public feed: parse → decode → books and tickers → [`MarketEvent`]s.
+//!
+//! Runs on the feed thread. Per frame it allocates nothing after warm-up: the parser's buffers, the
+//! books and the ticker slots are reused (a new topic or symbol adds a slot once, on the cold path).
+//! Slots are small vectors scanned linearly: a feed serves a handful of symbols.
+//!
+//! What each topic emits:
+//! - `orderbook.{50,200,500,…}`: `BookSynced` on a snapshot, then `BookTop` after every applied
+//!   message while in sync; `BookStale` on a gap, a malformed level, a disconnect or a ring overflow.
+//! - `orderbook.1`: Bybit's own best bid/offer as a `Quote` after every applied message. Old level-1
+//!   streams send deltas too (the 2023 frames in `../shared/data/bybit-v5` do), so level 1 is kept in
+//!   a one-level [`TopicBook`] with the same rules — never published as `BookTop`.
+//! - `publicTrade`: one `Trade` per element.
+//! - `tickers`: `MarkPrice` when the merged mark, index, funding rate or next funding time changes.
+//! - `liquidation` / `allLiquidation`: one `Liquidation` per element.
+//!
+//! Every book event carries Bybit's cross sequence `seq` as its update id (not the per-topic `u`),
+//! so quotes from `orderbook.1` and tops of deeper books are comparable by
+//! [`crate::book_check::BookChecker`].
+
+use qalpha_engine::event::{MarkPrice, MarketEvent, MarketPayload, StaleReason, TopOfBook, Venue};
+use qalpha_engine::ring::PushOutcome;
+use qalpha_engine::Symbol;
+
+use super::decode::{decode, BookUpdate, BybitMsg, Control, ControlOp, TickerUpdate};
+use super::sync::{DeltaOutcome, SnapshotOutcome, SyncCounters, TopicBook};
+use super::ticker::Ticker;
+use crate::binance::feed::EventSink;
+use crate::json::JsonParser;
+use crate::stats::{DecodeError, DecodeStats, MsgKind};
+
+/// Feed-level counters (the books' own counters are summed in [`BybitFeed::sync_counters`]).
+#[derive(Clone, Debug, Default)]
+pub struct FeedCounters {
+    pub decode: DecodeStats,
+    /// Times a depth book went stale after having been in sync.
+    pub stale_events: u64,
+    /// Times a stale depth book came back in sync.
+    pub resyncs: u64,
+    /// Nanoseconds (by receive time) depth books spent stale after having been in sync.
+    pub stale_ns: u64,
+    /// Book topics the live driver must resubscribe to get a fresh snapshot (replay waits for one).
+    pub resync_requests: u64,
+    /// Events the ring refused (live drop policy).
+    pub ring_drops: u64,
+    /// Replies to subscribe / unsubscribe / ping / auth.
+    pub control_frames: u64,
+    pub pongs: u64,
+    /// `op:"subscribe"` replies with `success:false` (logged once).
+    pub failed_subscriptions: u64,
+    /// Ticker deltas for a symbol with no snapshot since start or disconnect (nothing to merge into).
+    pub orphan_ticker_deltas: u64,
+}
+
+/// A book topic: `orderbook.{depth}.{symbol}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BookTopic {
+    pub symbol: Symbol,
+    pub depth: u16,
+}
+
+impl BookTopic {
+    /// Level 1 is Bybit's own best bid/offer: published as quotes, not as a rebuilt book.
+    pub fn is_quote(&self) -> bool {
+        self.depth == 1
+    }
+}
+
+struct BookSlot {
+    topic: BookTopic,
+    sync: TopicBook,
+    /// Receive time the book went stale after having been synced.
+    stale_since_ns: Option<u64>,
+    ever_synced: bool,
+}
+
+struct TickerSlot {
+    symbol: Symbol,
+    ticker: Ticker,
+    /// A snapshot has been merged since start or the last disconnect.
+    have_snapshot: bool,
+    last_mark: Option<MarkPrice>,
+}
+
+/// A Bybit v5 linear public market-data feed for any number of symbols and topics.
+pub struct BybitFeed {
+    parser: JsonParser,
+    books: Vec<BookSlot>,
+    tickers: Vec<TickerSlot>,
+    counters: FeedCounters,
+    last_recv_ns: u64,
+    /// Book topics that need a fresh snapshot (drained by the live driver, which resubscribes).
+    pending_resubscribes: Vec<BookTopic>,
+}
+
+impl Default for BybitFeed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BybitFeed {
+    pub fn new() -> Self {
+        Self {
+            // ob500 snapshots are ~20 KB; larger frames grow the buffers once.
+            parser: JsonParser::new(64 * 1024),
+            books: Vec::with_capacity(16),
+            tickers: Vec::with_capacity(16),
+            counters: FeedCounters::default(),
+            last_recv_ns: 0,
+            pending_resubscribes: Vec::with_capacity(16),
+        }
+    }
+
+    /// Handles one WebSocket text frame received at `recv_ns`.
+    #[inline]
+    pub fn on_ws_frame<S: EventSink>(&mut self, recv_ns: u64, frame: &[u8], sink: &mut S) {
+        self.counters.decode.frames += 1;
+        self.last_recv_ns = recv_ns;
+        let Self {
+            parser,
+            books,
+            tickers,
+            counters,
+            pending_resubscribes,
+            ..
+        } = self;
+        let res = parser.parse(frame, |root| -> Result<(), DecodeError> {
+            match decode(root)? {
+                BybitMsg::Book(b) => on_book(books, counters, pending_resubscribes, recv_ns, &b, sink),
+                BybitMsg::Trades(t) => {
+                    // Elements are independent: those before a malformed one are real trades.
+                    for r in t.iter() {
+                        let (symbol, trade) = r?;
+                        emit(counters, sink, symbol, recv_ns, t.exch_ms, MarketPayload::Trade(trade));
+                    }
+                    Ok(())
+                }
+                BybitMsg::Ticker(t) => {
+                    on_ticker(tickers, counters, recv_ns, &t, sink);
+                    Ok(())
+                }
+                BybitMsg::Liquidations(l) => {
+                    for r in l.iter() {
+                        let (symbol, liq) = r?;
+                        let p = MarketPayload::Liquidation(liq);
+                        emit(counters, sink, symbol, recv_ns, l.exch_ms, p);
+                    }
+                    Ok(())
+                }
+                BybitMsg::Control(c) => {
+                    on_control(counters, c, frame);
+                    counters.decode.ignored += 1;
+                    Ok(())
+                }
+                BybitMsg::Ignored => {
+                    counters.decode.ignored += 1;
+                    Ok(())
+                }
+            }
+            .map(|()| counters.decode.decoded += 1)
+        });
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.counters.decode.malformed("bybit", e, frame),
+            Err(_) => self.counters.decode.malformed(
+                "bybit",
+                DecodeError::new(MsgKind::Unknown, "invalid JSON"),
+                frame,
+            ),
+        }
+    }
+
+    /// Marks every book stale (connection lost) and forgets the tickers' merge base: after a
+    /// reconnect, deltas must wait for a fresh snapshot.
+    pub fn on_disconnect<S: EventSink>(&mut self, recv_ns: u64, sink: &mut S) {
+        self.last_recv_ns = recv_ns;
+        for t in &mut self.tickers {
+            t.have_snapshot = false;
+        }
+        for b in &mut self.books {
+            let last = b.sync.last_seq();
+            b.sync.invalidate();
+            if let Some(last_update_id) = last {
+                went_stale(b, &mut self.counters, &mut self.pending_resubscribes, recv_ns);
+                if !b.topic.is_quote() {
+                    emit(
+                        &mut self.counters,
+                        sink,
+                        b.topic.symbol,
+                        recv_ns,
+                        0,
+                        MarketPayload::BookStale {
+                            reason: StaleReason::Disconnected,
+                            last_update_id,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Closes the books' stale-time accounting at the end of a replay.
+    pub fn finish(&mut self) {
+        for b in &mut self.books {
+            if let Some(since) = b.stale_since_ns.take() {
+                self.counters.stale_ns += self.last_recv_ns.saturating_sub(since);
+            }
+        }
+    }
+
+    pub fn counters(&self) -> &FeedCounters {
+        &self.counters
+    }
+
+    /// Sum of every depth book's sync counters (`orderbook.1` excluded: see
+    /// [`quote_sync_counters`](Self::quote_sync_counters)).
+    pub fn sync_counters(&self) -> SyncCounters {
+        self.sum_counters(false)
+    }
+
+    /// Sum of the `orderbook.1` (quote) topics' sync counters.
+    pub fn quote_sync_counters(&self) -> SyncCounters {
+        self.sum_counters(true)
+    }
+
+    fn sum_counters(&self, quotes: bool) -> SyncCounters {
+        let mut t = SyncCounters::default();
+        for b in self.books.iter().filter(|b| b.topic.is_quote() == quotes) {
+            t.add(b.sync.counters());
+        }
+        t
+    }
+
+    /// The book of `orderbook.{depth}.{symbol}`, if the feed has seen that topic.
+    pub fn book(&self, symbol: Symbol, depth: u16) -> Option<&TopicBook> {
+        let topic = BookTopic { symbol, depth };
+        self.books
+            .iter()
+            .find(|b| b.topic == topic)
+            .map(|b| &b.sync)
+    }
+
+    /// The merged ticker of `symbol`, if a `tickers` frame has been seen.
+    pub fn ticker(&self, symbol: Symbol) -> Option<&Ticker> {
+        self.tickers
+            .iter()
+            .find(|t| t.symbol == symbol)
+            .map(|t| &t.ticker)
+    }
+
+    /// Book topics waiting for a snapshot (the live driver resubscribes them off the hot path).
+    pub fn pending_resubscribes(&self) -> &[BookTopic] {
+        &self.pending_resubscribes
+    }
+}
+
+fn book_index(books: &mut Vec<BookSlot>, topic: BookTopic) -> usize {
+    if let Some(i) = books.iter().position(|b| b.topic == topic) {
+        return i;
+    }
+    // Cold: first frame of a new topic.
+    books.push(BookSlot {
+        topic,
+        sync: TopicBook::new(topic.depth),
+        stale_since_ns: None,
+        ever_synced: false,
+    });
+    books.len() - 1
+}
+
+#[inline]
+fn emit<S: EventSink>(
+    c: &mut FeedCounters,
+    sink: &mut S,
+    symbol: Symbol,
+    recv_ns: u64,
+    exch_ms: u64,
+    payload: MarketPayload,
+) -> PushOutcome {
+    let out = sink.emit(MarketEvent {
+        venue: Venue::BybitLinear,
+        symbol,
+        recv_ns,
+        decoded_ns: qalpha_engine::clock::now_ns(),
+        exch_ms,
+        payload,
+    });
+    if out == PushOutcome::Dropped {
+        c.ring_drops += 1;
+    }
+    out
+}
+
+fn synced(b: &mut BookSlot, c: &mut FeedCounters, pending: &mut Vec<BookTopic>, recv_ns: u64) {
+    if let Some(since) = b.stale_since_ns.take() {
+        c.stale_ns += recv_ns.saturating_sub(since);
+        c.resyncs += 1;
+    }
+    b.ever_synced = true;
+    pending.retain(|t| *t != b.topic);
+}
+
+/// Starts the stale clock of a depth book that was in sync, and asks for a resubscribe.
+fn went_stale(b: &mut BookSlot, c: &mut FeedCounters, pending: &mut Vec<BookTopic>, recv_ns: u64) {
+    if !b.topic.is_quote() && b.ever_synced && b.stale_since_ns.is_none() {
+        b.stale_since_ns = Some(recv_ns);
+        c.stale_events += 1;
+    }
+    if !pending.contains(&b.topic) {
+        c.resync_requests += 1;
+        pending.push(b.topic);
+    }
+}
+
+/// Emits the rebuilt top of book; if the ring drops it, the consumer's view is no longer exact, so
+/// the book is marked stale (DESIGN §1: market-data ring full = drop, count, mark stale).
+fn emit_top<S: EventSink>(
+    b: &mut BookSlot,
+    c: &mut FeedCounters,
+    pending: &mut Vec<BookTopic>,
+    sink: &mut S,
+    recv_ns: u64,
+    exch_ms: u64,
+    top: TopOfBook,
+) {
+    let symbol = b.topic.symbol;
+    if emit(c, sink, symbol, recv_ns, exch_ms, MarketPayload::BookTop(top)) == PushOutcome::Dropped {
+        b.sync.invalidate();
+        went_stale(b, c, pending, recv_ns);
+        let stale = MarketPayload::BookStale {
+            reason: StaleReason::RingOverflow,
+            last_update_id: top.update_id,
+        };
+        emit(c, sink, symbol, recv_ns, exch_ms, stale);
+    }
+}
+
+#[inline]
+fn on_book<S: EventSink>(
+    books: &mut Vec<BookSlot>,
+    c: &mut FeedCounters,
+    pending: &mut Vec<BookTopic>,
+    recv_ns: u64,
+    u: &BookUpdate<'_, '_>,
+    sink: &mut S,
+) -> Result<(), DecodeError> {
+    let topic = BookTopic {
+        symbol: u.symbol,
+        depth: u.depth,
+    };
+    let i = book_index(books, topic);
+    let b = &mut books[i];
+    if topic.is_quote() {
+        return on_quote_book(b, c, pending, recv_ns, u, sink);
+    }
+    let prev_seq = b.sync.last_seq();
+    let stale = |reason| MarketPayload::BookStale {
+        reason,
+        last_update_id: prev_seq.unwrap_or(0),
+    };
+    if u.snapshot {
+        match b
+            .sync
+            .on_snapshot(u.update_id, u.seq, u.bids.iter(), u.asks.iter())
+        {
+            SnapshotOutcome::Loaded { was_synced } => {
+                if !was_synced {
+                    synced(b, c, pending, recv_ns);
+                }
+                let p = MarketPayload::BookSynced { update_id: u.seq };
+                emit(c, sink, topic.symbol, recv_ns, u.exch_ms, p);
+                let top = b.sync.book().top(u.seq);
+                emit_top(b, c, pending, sink, recv_ns, u.exch_ms, top);
+            }
+            SnapshotOutcome::Malformed { was_synced, err } => {
+                went_stale(b, c, pending, recv_ns);
+                if was_synced {
+                    let p = stale(StaleReason::MalformedDiff);
+                    emit(c, sink, topic.symbol, recv_ns, u.exch_ms, p);
+                }
+                return Err(err);
+            }
+        }
+        return Ok(());
+    }
+    match b
+        .sync
+        .on_delta(u.update_id, u.seq, u.bids.iter(), u.asks.iter())
+    {
+        DeltaOutcome::Applied => {
+            let top = b.sync.book().top(u.seq);
+            emit_top(b, c, pending, sink, recv_ns, u.exch_ms, top);
+        }
+        DeltaOutcome::Duplicate | DeltaOutcome::Discarded => {}
+        DeltaOutcome::Stale(reason) => {
+            went_stale(b, c, pending, recv_ns);
+            emit(c, sink, topic.symbol, recv_ns, u.exch_ms, stale(reason));
+            if reason == StaleReason::MalformedDiff {
+                return Err(DecodeError::new(MsgKind::OrderBook, "malformed level"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `orderbook.1`: keep the one-level book and publish it as the venue's quote.
+fn on_quote_book<S: EventSink>(
+    b: &mut BookSlot,
+    c: &mut FeedCounters,
+    pending: &mut Vec<BookTopic>,
+    recv_ns: u64,
+    u: &BookUpdate<'_, '_>,
+    sink: &mut S,
+) -> Result<(), DecodeError> {
+    let applied = if u.snapshot {
+        match b
+            .sync
+            .on_snapshot(u.update_id, u.seq, u.bids.iter(), u.asks.iter())
+        {
+            SnapshotOutcome::Loaded { .. } => {
+                synced(b, c, pending, recv_ns);
+                true
+            }
+            SnapshotOutcome::Malformed { err, .. } => {
+                went_stale(b, c, pending, recv_ns);
+                return Err(err);
+            }
+        }
+    } else {
+        match b
+            .sync
+            .on_delta(u.update_id, u.seq, u.bids.iter(), u.asks.iter())
+        {
+            DeltaOutcome::Applied => true,
+            DeltaOutcome::Duplicate | DeltaOutcome::Discarded => false,
+            DeltaOutcome::Stale(reason) => {
+                went_stale(b, c, pending, recv_ns);
+                if reason == StaleReason::MalformedDiff {
+                    return Err(DecodeError::new(MsgKind::OrderBook, "malformed level"));
+                }
+                false
+            }
+        }
+    };
+    if applied {
+        let q = MarketPayload::Quote(b.sync.book().top(u.seq));
+        emit(c, sink, u.symbol, recv_ns, u.exch_ms, q);
+    }
+    Ok(())
+}
+
+fn on_ticker<S: EventSink>(
+    tickers: &mut Vec<TickerSlot>,
+    c: &mut FeedCounters,
+    recv_ns: u64,
+    t: &TickerUpdate,
+    sink: &mut S,
+) {
+    let i = match tickers.iter().position(|s| s.symbol == t.symbol) {
+        Some(i) => i,
+        None => {
+            // Cold: first frame for a new symbol.
+            tickers.push(TickerSlot {
+                symbol: t.symbol,
+                ticker: Ticker::default(),
+                have_snapshot: false,
+                last_mark: None,
+            });
+            tickers.len() - 1
+        }
+    };
+    let s = &mut tickers[i];
+    if !t.snapshot && !s.have_snapshot {
+        c.orphan_ticker_deltas += 1;
+        return;
+    }
+    s.have_snapshot = true;
+    s.ticker.apply(t.snapshot, &t.fields, t.cross_seq, t.exch_ms);
+    if let Some(m) = s.ticker.mark_price() {
+        if s.last_mark != Some(m) {
+            s.last_mark = Some(m);
+            emit(c, sink, t.symbol, recv_ns, t.exch_ms, MarketPayload::MarkPrice(m));
+        }
+    }
+}
+
+fn on_control(c: &mut FeedCounters, ctl: Control, frame: &[u8]) {
+    c.control_frames += 1;
+    if ctl.op == ControlOp::Pong {
+        c.pongs += 1;
+    }
+    if ctl.is_failed_subscription() {
+        c.failed_subscriptions += 1;
+        if c.failed_subscriptions == 1 {
+            log_failed_subscription(frame);
+        }
+    }
+}
+
+#[cold]
+fn log_failed_subscription(frame: &[u8]) {
+    let shown = &frame[..frame.len().min(200)];
+    tracing::warn!(
+        venue = "bybit",
+        reply = %String::from_utf8_lossy(shown),
+        "subscription refused (counted; further refusals are counted silently)"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qalpha_engine::{Price, Qty};
+
+    fn feed(frames: &[&str]) -> (BybitFeed, Vec<MarketEvent>) {
+        let mut f = BybitFeed::new();
+        let mut ev = Vec::new();
+        for (i, fr) in frames.iter().enumerate() {
+            f.on_ws_frame(i as u64 + 1, fr.as_bytes(), &mut ev);
+        }
+        (f, ev)
+    }
+    fn px(s: &str) -> Price {
+        Price::parse(s).unwrap()
+    }
+
+    #[test]
+    fn level_one_deltas_merge_into_the_quote() {
+        let (f, ev) = feed(&[
+            r#"{"topic":"orderbook.1.BTCUSDT","type":"snapshot","ts":1,"data":{"s":"BTCUSDT","b":[["100","1"]],"a":[["101","2"]],"u":7,"seq":70}}"#,
+            r#"{"topic":"orderbook.1.BTCUSDT","type":"delta","ts":2,"data":{"s":"BTCUSDT","b":[["100","0"],["99","3"]],"a":[],"u":8,"seq":80}}"#,
+        ]);
+        let quotes: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e.payload {
+                MarketPayload::Quote(q) => Some(q),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ev.len(), 2, "quotes only: {ev:?}");
+        assert_eq!(quotes[1].update_id, 80);
+        assert_eq!((quotes[1].bid_px, quotes[1].bid_qty), (px("99"), Qty::parse("3").unwrap()));
+        assert_eq!(quotes[1].ask_px, px("101"));
+        assert_eq!(ev[0].venue, Venue::BybitLinear);
+        assert_eq!(f.sync_counters(), SyncCounters::default());
+        assert_eq!(f.quote_sync_counters().applied, 1);
+    }
+
+    #[test]
+    fn gap_emits_stale_and_the_next_snapshot_resyncs() {
+        let snap = |u: u64, seq: u64| {
+            format!(r#"{{"topic":"orderbook.50.X","type":"snapshot","ts":1,"data":{{"s":"X","b":[["1","1"]],"a":[["2","1"]],"u":{u},"seq":{seq}}}}}"#)
+        };
+        let delta = |u: u64, seq: u64| {
+            format!(r#"{{"topic":"orderbook.50.X","type":"delta","ts":1,"data":{{"s":"X","b":[["1.5","1"]],"a":[],"u":{u},"seq":{seq}}}}}"#)
+        };
+        let (s1, d2, d4, d5, s9) = (snap(1, 10), delta(2, 20), delta(4, 40), delta(5, 50), snap(9, 90));
+        let (f, ev) = feed(&[&s1, &d2, &d4, &d5, &s9]);
+        let kinds: Vec<_> = ev
+            .iter()
+            .map(|e| match e.payload {
+                MarketPayload::BookSynced { update_id } => format!("synced {update_id}"),
+                MarketPayload::BookTop(t) => format!("top {}", t.update_id),
+                MarketPayload::BookStale { reason, last_update_id } => {
+                    format!("stale {reason:?} {last_update_id}")
+                }
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["synced 10", "top 10", "top 20", "stale SequenceGap 20", "synced 90", "top 90"]
+        );
+        let c = f.counters();
+        assert_eq!((c.stale_events, c.resyncs, c.resync_requests), (1, 1, 1));
+        assert!(f.pending_resubscribes().is_empty());
+        let s = f.sync_counters();
+        assert_eq!((s.gaps, s.syncs, s.snapshots, s.discarded, s.applied), (1, 2, 2, 1, 1));
+    }
+
+    #[test]
+    fn ticker_emits_mark_price_only_on_change() {
+        let (f, ev) = feed(&[
+            r#"{"topic":"tickers.BTCUSDT","type":"delta","data":{"markPrice":"5"},"cs":1,"ts":1}"#,
+            r#"{"topic":"tickers.BTCUSDT","type":"snapshot","data":{"symbol":"BTCUSDT","markPrice":"10","indexPrice":"11","fundingRate":"0.0001","nextFundingTime":"1680681600000","lastPrice":"9"},"cs":2,"ts":2}"#,
+            r#"{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTCUSDT","lastPrice":"9.5","bid1Price":"9"},"cs":3,"ts":3}"#,
+            r#"{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTCUSDT","indexPrice":"11.5"},"cs":4,"ts":4}"#,
+        ]);
+        let marks: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e.payload {
+                MarketPayload::MarkPrice(m) => Some((e.exch_ms, m)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(marks.len(), 2, "{marks:?}");
+        assert_eq!(marks[0].1.next_funding_ms, 1680681600000);
+        assert_eq!((marks[1].0, marks[1].1.index_px), (4, px("11.5")));
+        assert_eq!(f.counters().orphan_ticker_deltas, 1);
+        let t = f.ticker(Symbol::parse("BTCUSDT").unwrap()).unwrap();
+        assert_eq!((t.last_px, t.cross_seq), (Some(px("9.5")), 4));
+    }
+
+    #[test]
+    fn control_frames_are_counted_and_failed_subscriptions_apart() {
+        let (f, ev) = feed(&[
+            r#"{"success":true,"ret_msg":"pong","conn_id":"a","req_id":"","op":"ping"}"#,
+            r#"{"success":true,"ret_msg":"","conn_id":"a","req_id":"","op":"subscribe"}"#,
+            r#"{"success":false,"ret_msg":"Invalid topic: x","conn_id":"a","req_id":"","op":"subscribe"}"#,
+            r#"{"success":false,"ret_msg":"Invalid topic: y","conn_id":"a","req_id":"","op":"subscribe"}"#,
+        ]);
+        assert!(ev.is_empty());
+        let c = f.counters();
+        assert_eq!((c.control_frames, c.pongs, c.failed_subscriptions), (4, 1, 2));
+        assert_eq!((c.decode.decoded, c.decode.ignored, c.decode.malformed), (4, 4, 0));
+    }
+
+    #[test]
+    fn disconnect_marks_books_stale_and_tickers_wait_for_a_snapshot() {
+        let mut f = BybitFeed::new();
+        let mut ev = Vec::new();
+        f.on_ws_frame(1, br#"{"topic":"orderbook.200.X","type":"snapshot","ts":1,"data":{"s":"X","b":[],"a":[],"u":3,"seq":30}}"#, &mut ev);
+        f.on_ws_frame(2, br#"{"topic":"tickers.X","type":"snapshot","data":{"symbol":"X","markPrice":"1"},"ts":1}"#, &mut ev);
+        ev.clear();
+        f.on_disconnect(10, &mut ev);
+        assert!(matches!(
+            ev[..],
+            [MarketEvent {
+                payload: MarketPayload::BookStale {
+                    reason: StaleReason::Disconnected,
+                    last_update_id: 30
+                },
+                ..
+            }]
+        ));
+        f.on_ws_frame(11, br#"{"topic":"tickers.X","type":"delta","data":{"markPrice":"2"},"ts":2}"#, &mut ev);
+        assert_eq!(f.counters().orphan_ticker_deltas, 1);
+        f.finish();
+        assert_eq!(f.counters().stale_ns, 1);
+    }
+}

@@ -1,0 +1,109 @@
+//! Fault injection for the mock exchange (`--faults`), so every recovery path of a client is
+//! exercised on loopback against the real protocols.
+//!
+//! | spec | effect (per connection unless noted) |
+//! |---|---|
+//! | `disconnect-every=4s` | close each connection this long after it opened |
+//! | `drop-diff=0.002` | skip a book diff/delta with this probability (the client must see a gap) |
+//! | `duplicate=0.001` | send a frame twice |
+//! | `reorder=0.001` | hold a frame back and send it after the next one |
+//! | `malformed=0.001` | replace a frame with a truncated copy |
+//! | `fragment=0.01` | send a frame as several WebSocket continuation frames |
+//! | `stall=2s@10s` | send nothing for 2 s starting 10 s after the mock started (frames are delayed, not lost) |
+//! | `ping-timeout` | 5 s after opening, a connection goes silent: no data, no pong, but stays open |
+
+use std::time::Duration;
+
+use super::MockError;
+
+/// Parsed `--faults`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FaultSpec {
+    pub disconnect_every: Option<Duration>,
+    pub drop_diff: f64,
+    pub duplicate: f64,
+    pub reorder: f64,
+    pub malformed: f64,
+    pub fragment: f64,
+    /// (duration, start offset from mock start)
+    pub stall: Option<(Duration, Duration)>,
+    pub ping_timeout: bool,
+}
+
+/// The fault kinds, for `--help`.
+pub const FAULT_HELP: &str = "comma list of: disconnect-every=DUR, drop-diff=P, duplicate=P, reorder=P, \
+malformed=P, fragment=P, stall=DUR@DUR, ping-timeout (DUR like 500ms, 4s, 1m; P a probability 0..1)";
+
+/// `500ms`, `4s`, `1.5s`, `2m`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        return None;
+    };
+    let v: f64 = num.parse().ok()?;
+    (v.is_finite() && v >= 0.0).then(|| Duration::from_secs_f64(v * mult))
+}
+
+impl FaultSpec {
+    pub fn parse(spec: &str) -> Result<Self, MockError> {
+        let mut f = FaultSpec::default();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let bad = |why: &str| MockError::Config(format!("--faults item {item:?}: {why}; {FAULT_HELP}"));
+            let (k, v) = item.split_once('=').unwrap_or((item, ""));
+            let prob = || -> Result<f64, MockError> {
+                let p: f64 = v.parse().map_err(|_| bad("expected a probability"))?;
+                if (0.0..=1.0).contains(&p) {
+                    Ok(p)
+                } else {
+                    Err(bad("probability must be within 0..1"))
+                }
+            };
+            match k {
+                "disconnect-every" => f.disconnect_every = Some(parse_duration(v).ok_or_else(|| bad("expected a duration"))?),
+                "drop-diff" => f.drop_diff = prob()?,
+                "duplicate" => f.duplicate = prob()?,
+                "reorder" => f.reorder = prob()?,
+                "malformed" => f.malformed = prob()?,
+                "fragment" => f.fragment = prob()?,
+                "stall" => {
+                    let (d, at) = v.split_once('@').ok_or_else(|| bad("expected DUR@DUR"))?;
+                    f.stall = Some((
+                        parse_duration(d).ok_or_else(|| bad("bad stall duration"))?,
+                        parse_duration(at).ok_or_else(|| bad("bad stall start"))?,
+                    ));
+                }
+                "ping-timeout" => f.ping_timeout = true,
+                _ => return Err(bad("unknown fault")),
+            }
+        }
+        Ok(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_issue_example() {
+        let f = FaultSpec::parse(
+            "disconnect-every=4s,drop-diff=0.002,duplicate=0.001,reorder=0.001,malformed=0.001,fragment=0.01,stall=2s@10s,ping-timeout",
+        )
+        .unwrap();
+        assert_eq!(f.disconnect_every, Some(Duration::from_secs(4)));
+        assert_eq!((f.drop_diff, f.fragment), (0.002, 0.01));
+        assert_eq!(f.stall, Some((Duration::from_secs(2), Duration::from_secs(10))));
+        assert!(f.ping_timeout);
+        assert_eq!(FaultSpec::parse("").unwrap(), FaultSpec::default());
+        assert!(FaultSpec::parse("drop-diff=2").is_err());
+        assert!(FaultSpec::parse("explode").unwrap_err().to_string().contains("unknown fault"));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+    }
+}

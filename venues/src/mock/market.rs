@@ -1,0 +1,169 @@
+//! The mock's market: a tape of venue frames (from a capture or generated), the exchange-side
+//! books it implies, and the hub that fans frames out to connections.
+//!
+//! Book and broadcast change together under one lock, so a REST snapshot (Binance) or a subscription
+//! snapshot (Bybit) always corresponds exactly to a point in the stream every connection sees.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crossbeam::channel::{bounded, Receiver, Sender};
+
+use super::book::ExchangeBook;
+
+/// One frame on the tape.
+#[derive(Clone, Debug)]
+pub struct TapeFrame {
+    /// Binance: the normalised stream key (`btcusdt@depth`, `btcusdt@bookTicker`); Bybit: the topic.
+    pub key: String,
+    /// Binance: the event object (a combined-stream connection wraps it with its own stream name);
+    /// Bybit: the whole frame.
+    pub body: String,
+    /// A book diff (Binance) or delta (Bybit): what `drop-diff` drops.
+    pub is_diff: bool,
+    /// Bybit delta: its topic `u` (a subscriber skips deltas at or before its snapshot's `u`).
+    pub topic_u: u64,
+    /// Capture time of the frame (ns), for pacing.
+    pub recv_ns: u64,
+}
+
+/// Per-symbol exchange state.
+#[derive(Clone, Debug, Default)]
+pub struct SymbolState {
+    pub book: ExchangeBook,
+    /// Binance: `u` of the last diff published.
+    pub last_update_id: u64,
+    /// Bybit: per-topic `u` of the last frame published, and the cross sequence.
+    pub topic_u: HashMap<String, u64>,
+    pub seq: u64,
+    /// Exchange time of the last frame (ms).
+    pub last_ms: u64,
+}
+
+pub(crate) struct HubInner {
+    subs: Vec<(u64, Sender<Arc<TapeFrame>>)>,
+    next_id: u64,
+    pub symbols: HashMap<String, SymbolState>,
+}
+
+/// Fan-out of tape frames to every connection, plus the books.
+pub struct Hub {
+    inner: Mutex<HubInner>,
+    /// Set once a client has subscribed to something (capture playback waits for it).
+    pub has_subscriber: AtomicBool,
+    /// Set when the tape is exhausted.
+    pub finished: AtomicBool,
+    /// Frames published so far.
+    pub published: AtomicU64,
+    queue: usize,
+}
+
+impl Hub {
+    pub fn new(queue: usize) -> Self {
+        Self {
+            inner: Mutex::new(HubInner {
+                subs: Vec::new(),
+                next_id: 0,
+                symbols: HashMap::new(),
+            }),
+            has_subscriber: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            published: AtomicU64::new(0),
+            queue,
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, HubInner> {
+        // A panicked holder leaves plain data behind; keep serving rather than cascade.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new connection's feed of every frame published from now on.
+    pub fn subscribe(&self) -> (u64, Receiver<Arc<TapeFrame>>) {
+        let (tx, rx) = bounded(self.queue);
+        let mut g = self.lock();
+        let id = g.next_id;
+        g.next_id += 1;
+        g.subs.push((id, tx));
+        (id, rx)
+    }
+
+    pub fn unsubscribe(&self, id: u64) {
+        self.lock().subs.retain(|(i, _)| *i != id);
+    }
+
+    /// Applies `update` to the symbol state and publishes the frame, atomically.
+    pub fn publish(&self, symbol: &str, frame: TapeFrame, update: impl FnOnce(&mut SymbolState)) {
+        let frame = Arc::new(frame);
+        let mut g = self.lock();
+        update(g.symbols.entry(symbol.to_string()).or_default());
+        // Blocking send: a slow connection slows the tape (test infrastructure, not an exchange).
+        g.subs.retain(|(_, tx)| tx.send(frame.clone()).is_ok());
+        drop(g);
+        self.published.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Runs `f` on a symbol's state under the hub lock (snapshots).
+    pub fn with_symbol<R>(&self, symbol: &str, f: impl FnOnce(Option<&SymbolState>) -> R) -> R {
+        let g = self.lock();
+        f(g.symbols.get(symbol))
+    }
+
+    /// Seeds a symbol's state before playback.
+    pub fn seed(&self, symbol: &str, state: SymbolState) {
+        self.lock().symbols.insert(symbol.to_string(), state);
+    }
+}
+
+/// Binance stream names as the mock keys them: every diff-depth variant (`@depth`, `@depth@100ms`,
+/// `@depth@0ms`) is one stream; everything else is itself. Lower case.
+pub fn binance_stream_key(name: &str) -> String {
+    let n = name.to_ascii_lowercase();
+    if let Some(i) = n.find("@depth") {
+        let rest = &n[i + 6..];
+        if !rest.starts_with(|c: char| c.is_ascii_digit()) {
+            return format!("{}@depth", &n[..i]);
+        }
+    }
+    n
+}
+
+/// Which route a Binance stream belongs to (PROTOCOLS §A.1): `public` or `market`.
+pub fn binance_route_of(name: &str) -> &'static str {
+    let n = name.to_ascii_lowercase();
+    if n.contains("@depth") || n.contains("bookticker") || n.ends_with("@trade") {
+        // hftbacktest receives @trade with depth on one connection; PROTOCOLS lists it as unclear.
+        "public"
+    } else {
+        "market"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_keys_and_routes() {
+        assert_eq!(binance_stream_key("btcusdt@depth@0ms"), "btcusdt@depth");
+        assert_eq!(binance_stream_key("BTCUSDT@depth@100ms"), "btcusdt@depth");
+        assert_eq!(binance_stream_key("btcusdt@depth20@100ms"), "btcusdt@depth20@100ms");
+        assert_eq!(binance_route_of("btcusdt@bookTicker"), "public");
+        assert_eq!(binance_route_of("btcusdt@aggTrade"), "market");
+        assert_eq!(binance_route_of("btcusdt@markPrice@1s"), "market");
+    }
+
+    #[test]
+    fn publish_reaches_subscribers_and_updates_state() {
+        let hub = Hub::new(16);
+        let (_, rx) = hub.subscribe();
+        hub.publish(
+            "BTCUSDT",
+            TapeFrame { key: "k".into(), body: "{}".into(), is_diff: true, topic_u: 0, recv_ns: 0 },
+            |s| s.last_update_id = 7,
+        );
+        assert_eq!(rx.try_recv().unwrap().key, "k");
+        assert_eq!(hub.with_symbol("BTCUSDT", |s| s.unwrap().last_update_id), 7);
+    }
+}
