@@ -92,7 +92,10 @@ pub struct RecorderConfig {
 impl EngineConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: p.clone(),
+            source,
+        })?;
         Self::parse(&text, &p)
     }
 
@@ -107,22 +110,33 @@ impl EngineConfig {
     }
 
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let bad = |why: String| ConfigError::Invalid { path: origin.to_string(), why };
+        let bad = |why: String| ConfigError::Invalid {
+            path: origin.to_string(),
+            why,
+        };
         for (i, t) in self.feed_threads.iter().enumerate() {
             if WaitMode::parse(&t.wait).is_none() {
-                return Err(bad(format!("feed_threads[{i}].wait = {:?}: use spin, yield or park", t.wait)));
+                return Err(bad(format!(
+                    "feed_threads[{i}].wait = {:?}: use spin, yield or park",
+                    t.wait
+                )));
             }
         }
         for (i, v) in self.venues.iter().enumerate() {
             if Venue::from_name(&v.venue).is_none() {
-                return Err(bad(format!("venues[{i}].venue = {:?}: use binance or bybit", v.venue)));
+                return Err(bad(format!(
+                    "venues[{i}].venue = {:?}: use binance or bybit",
+                    v.venue
+                )));
             }
             if v.symbols.is_empty() {
                 return Err(bad(format!("venues[{i}].symbols is empty")));
             }
             if let Some(t) = &v.feed_thread {
                 if !self.feed_threads.iter().any(|f| &f.name == t) {
-                    return Err(bad(format!("venues[{i}].feed_thread = {t:?} names no [[feed_threads]] entry")));
+                    return Err(bad(format!(
+                        "venues[{i}].feed_thread = {t:?} names no [[feed_threads]] entry"
+                    )));
                 }
             }
         }
@@ -161,9 +175,17 @@ feed_thread = "feed-0"
         .unwrap();
         assert_eq!(c.venues.len(), 2);
         assert_eq!(EngineConfig::wait_of(&c.feed_threads[0]), WaitMode::Spin);
-        let e = EngineConfig::parse("[[venues]]\nvenue = \"kraken\"\nsymbols = [\"X\"]\n", "t.toml").unwrap_err();
+        let e = EngineConfig::parse(
+            "[[venues]]\nvenue = \"kraken\"\nsymbols = [\"X\"]\n",
+            "t.toml",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("venues[0].venue"), "{e}");
-        let e = EngineConfig::parse("[[venues]]\nvenue = \"bybit\"\nsymbols = [\"X\"]\nfeed_thread = \"nope\"\n", "t.toml").unwrap_err();
+        let e = EngineConfig::parse(
+            "[[venues]]\nvenue = \"bybit\"\nsymbols = [\"X\"]\nfeed_thread = \"nope\"\n",
+            "t.toml",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("names no [[feed_threads]]"), "{e}");
         let e = EngineConfig::parse("bogus = 1\n", "t.toml").unwrap_err();
         assert!(e.to_string().contains("t.toml"));

@@ -40,6 +40,8 @@ pub struct CheckCounters {
     pub crossed: u64,
     /// First few mismatches, for diagnosis.
     pub first_mismatches: Vec<Mismatch>,
+    /// Checks per venue, indexed by `Venue as usize` (0 unused).
+    pub checks_by_venue: [u64; 3],
 }
 
 struct SymbolCheck {
@@ -150,6 +152,7 @@ fn compare(
     quote: TopOfBook,
 ) {
     c.checks += 1;
+    c.checks_by_venue[venue as usize] += 1;
     let same = book.bid_px == quote.bid_px
         && book.bid_qty == quote.bid_qty
         && book.ask_px == quote.ask_px

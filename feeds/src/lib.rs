@@ -13,9 +13,9 @@
 //! - [`replay`]: the capture handler that routes recorded frames to the venue feeds.
 
 pub mod binance;
-pub mod bybit;
 pub mod book;
 pub mod book_check;
+pub mod bybit;
 pub mod json;
 pub mod live;
 pub mod replay;

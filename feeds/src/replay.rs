@@ -11,8 +11,8 @@ use qalpha_engine::ring::Producer;
 use qalpha_engine::Symbol;
 
 use crate::binance::BinanceFeed;
-use crate::bybit::BybitFeed;
 use crate::book_check::BookChecker;
+use crate::bybit::BybitFeed;
 use crate::stats::DecodeStats;
 
 #[derive(Clone, Debug)]
@@ -90,7 +90,12 @@ impl VenueRouter {
             self.unrouted += 1;
             return;
         };
-        let (venue, transport, symbol, carries) = (route.venue, route.transport, route.symbol, route.carries_books);
+        let (venue, transport, symbol, carries) = (
+            route.venue,
+            route.transport,
+            route.symbol,
+            route.carries_books,
+        );
         match (rec.kind, venue) {
             (RecordKind::WsText | RecordKind::WsBinary, Some(Venue::BinanceUsdm)) => {
                 self.binance.on_ws_frame(rec.recv_ns, rec.payload, sink)

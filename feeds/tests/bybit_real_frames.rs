@@ -91,7 +91,8 @@ fn run(frames: &[String]) -> (BybitFeed, Vec<MarketEvent>) {
 
 /// `{"a":…}` → `{"zz_future":{…},"st":7,"a":…}` in the envelope and, if it is an object, in `data`.
 fn with_unknown_fields(frame: &str) -> String {
-    const EXTRA: &str = r#""zz_future":{"x":[1,"a",null],"y":{"b":[["1","2"]]}},"st":7,"RPI":true,"#;
+    const EXTRA: &str =
+        r#""zz_future":{"x":[1,"a",null],"y":{"b":[["1","2"]]}},"st":7,"RPI":true,"#;
     let mut s = format!("{{{EXTRA}{}", &frame[1..]);
     if let Some(i) = s.find("\"data\":{") {
         s.insert_str(i + 8, EXTRA);
@@ -171,7 +172,10 @@ fn ob500_archive_decodes_with_exact_values() {
         let ((s, depth, snapshot, u, seq), ts, cts, bids, asks) = &got;
         assert_eq!((*s, *depth, *snapshot), (sym("XRPUSDT"), 500, i == 0));
         if i == 0 {
-            assert_eq!((*u, *seq, *ts, *cts), (20254869, 130020238981, 1733011200691, 1733011200589));
+            assert_eq!(
+                (*u, *seq, *ts, *cts),
+                (20254869, 130020238981, 1733011200691, 1733011200589)
+            );
             assert_eq!((bids.len(), asks.len()), (500, 500));
             assert_eq!(bids[0], (px("1.9531"), qty("6203")));
             assert_eq!(asks[0], (px("1.9532"), qty("10480")));
@@ -248,7 +252,14 @@ fn ob500_book_equals_an_independent_rebuild_after_every_frame() {
     );
     let s = feed.sync_counters();
     assert_eq!(
-        (s.snapshots, s.syncs, s.applied, s.gaps, s.crossed, s.duplicates),
+        (
+            s.snapshots,
+            s.syncs,
+            s.applied,
+            s.gaps,
+            s.crossed,
+            s.duplicates
+        ),
         (1, 1, 49, 0, 0, 0)
     );
     let c = feed.counters();
@@ -275,7 +286,10 @@ fn removed_delta_is_a_gap_then_stale_until_the_next_snapshot() {
     );
     // Nothing from the stale book until the snapshot brings it back.
     let after: Vec<_> = ev[gap_at + 1..].iter().map(|e| e.payload).collect();
-    assert!(matches!(after[0], MarketPayload::BookSynced { .. }), "{after:?}");
+    assert!(
+        matches!(after[0], MarketPayload::BookSynced { .. }),
+        "{after:?}"
+    );
     assert_eq!(after.len(), 2);
     let s = feed.sync_counters();
     assert_eq!((s.gaps, s.discarded, s.syncs, s.applied), (1, 23, 2, 24));
@@ -299,7 +313,9 @@ fn removed_delta_is_a_gap_then_stale_until_the_next_snapshot() {
 #[test]
 fn restart_snapshot_with_u_1_replaces_the_book() {
     let Some(frames) = ob500_frames() else { return };
-    let renumber = |f: &str, from: u64, to: u64| f.replacen(&format!("\"u\":{from}"), &format!("\"u\":{to}"), 1);
+    let renumber = |f: &str, from: u64, to: u64| {
+        f.replacen(&format!("\"u\":{from}"), &format!("\"u\":{to}"), 1)
+    };
     // Ten deltas, then the service restarts: snapshot with u = 1 (the first snapshot's content),
     // then deltas numbered 2, 3, … from the original deltas.
     let mut seq: Vec<String> = frames[..11].to_vec();
@@ -315,10 +331,21 @@ fn restart_snapshot_with_u_1_replaces_the_book() {
     let s = feed.sync_counters();
     assert_eq!((s.restarts, s.resets, s.gaps, s.applied), (1, 1, 0, 15));
     let last = ev.last().unwrap().payload;
-    assert_eq!(last, MarketPayload::BookTop(reference.top(seq_of(&frames[5]))));
+    assert_eq!(
+        last,
+        MarketPayload::BookTop(reference.top(seq_of(&frames[5])))
+    );
     let book = feed.book(sym("XRPUSDT"), 500).unwrap().book();
     let bids: Vec<_> = book.bids().map(|l| (l.px, l.qty)).collect();
-    assert_eq!(bids, reference.bids.iter().rev().map(|(p, q)| (*p, *q)).collect::<Vec<_>>());
+    assert_eq!(
+        bids,
+        reference
+            .bids
+            .iter()
+            .rev()
+            .map(|(p, q)| (*p, *q))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -361,10 +388,15 @@ fn truncated_and_corrupted_frames_never_panic_and_are_counted() {
 
 #[test]
 fn public_frames_decode_to_exact_events() {
-    let Some(frames) = public_frames() else { return };
+    let Some(frames) = public_frames() else {
+        return;
+    };
     let (feed, ev) = run(&frames);
     let c = feed.counters();
-    assert_eq!((c.decode.frames, c.decode.decoded, c.decode.malformed), (15, 15, 0));
+    assert_eq!(
+        (c.decode.frames, c.decode.decoded, c.decode.malformed),
+        (15, 15, 0)
+    );
     let at = |line: u64| -> Vec<MarketPayload> {
         ev.iter()
             .filter(|e| e.recv_ns == line + 1)
@@ -377,8 +409,14 @@ fn public_frames_decode_to_exact_events() {
     let MarketPayload::Trade(t) = trades[0] else {
         panic!("{trades:?}")
     };
-    assert_eq!(t.trade_id, trade_id_hash("0cbf2330-952d-5d03-a462-4bf826c867af"));
-    assert_eq!((t.px, t.qty, t.aggressor, t.kind), (px("28560.50"), qty("5823"), Side::Buy, TradeKind::Market));
+    assert_eq!(
+        t.trade_id,
+        trade_id_hash("0cbf2330-952d-5d03-a462-4bf826c867af")
+    );
+    assert_eq!(
+        (t.px, t.qty, t.aggressor, t.kind),
+        (px("28560.50"), qty("5823"), Side::Buy, TradeKind::Market)
+    );
     assert_eq!(t.trade_time_ms, 1680673823564);
     assert_ne!(trades[0], trades[1], "distinct ids");
     // orderbook.1 snapshot and delta: Bybit's own BBO as quotes, stamped with `seq`.
@@ -396,36 +434,79 @@ fn public_frames_decode_to_exact_events() {
             ask_qty: qty("25.433"),
         }
     );
-    assert_eq!((q(3).update_id, q(3).bid_qty, q(3).ask_qty), (50193543147, qty("0.012"), qty("25.433")));
+    assert_eq!(
+        (q(3).update_id, q(3).bid_qty, q(3).ask_qty),
+        (50193543147, qty("0.012"), qty("25.433"))
+    );
     // The last orderbook.1 frame is a delta from another day: its `u` went backwards, so the level-1
     // topic is stale (no quote) until a snapshot.
     assert!(at(13).is_empty());
-    assert_eq!((feed.quote_sync_counters().gaps, feed.quote_sync_counters().applied), (1, 1));
+    assert_eq!(
+        (
+            feed.quote_sync_counters().gaps,
+            feed.quote_sync_counters().applied
+        ),
+        (1, 1)
+    );
     // orderbook.50.BTCPERP: a rebuilt book.
-    assert!(matches!(at(4)[..], [MarketPayload::BookSynced { update_id: 10916156551 }, MarketPayload::BookTop(_)]));
-    let [MarketPayload::BookTop(t)] = at(5)[..] else { panic!() };
-    assert_eq!((t.update_id, t.bid_qty, t.ask_qty), (10916156553, qty("0.677"), qty("0.029")));
+    assert!(matches!(
+        at(4)[..],
+        [
+            MarketPayload::BookSynced {
+                update_id: 10916156551
+            },
+            MarketPayload::BookTop(_)
+        ]
+    ));
+    let [MarketPayload::BookTop(t)] = at(5)[..] else {
+        panic!()
+    };
+    assert_eq!(
+        (t.update_id, t.bid_qty, t.ask_qty),
+        (10916156553, qty("0.677"), qty("0.029"))
+    );
     // tickers: a mark price per snapshot; deltas that leave mark/index/funding unchanged emit nothing.
     let mark = |line| match at(line)[..] {
         [MarketPayload::MarkPrice(m)] => (m.mark_px, m.index_px, m.funding_rate, m.next_funding_ms),
         ref other => panic!("line {line}: {other:?}"),
     };
-    assert_eq!(mark(6), (px("28560.00"), px("28566.94"), qty("0.0001"), 1680681600000));
+    assert_eq!(
+        mark(6),
+        (px("28560.00"), px("28566.94"), qty("0.0001"), 1680681600000)
+    );
     assert!(at(7).is_empty() && at(9).is_empty());
     // Dated future: funding does not apply ("").
     assert_eq!(mark(8), (px("29023.60"), px("28566.94"), Qty::ZERO, 0));
-    assert_eq!(mark(10), (px("28552.81"), px("28562.25"), qty("0.0001"), 1680681600000));
+    assert_eq!(
+        mark(10),
+        (px("28552.81"), px("28562.25"), qty("0.0001"), 1680681600000)
+    );
     let merged = feed.ticker(sym("BTCUSD")).unwrap();
-    assert_eq!((merged.open_interest, merged.cross_seq), (Some(qty("449736674")), 20856433603));
+    assert_eq!(
+        (merged.open_interest, merged.cross_seq),
+        (Some(qty("449736674")), 20856433603)
+    );
     // Liquidations: Bybit's position side flipped to the liquidation order's side.
     let liq = |line| match at(line)[..] {
         [MarketPayload::Liquidation(l)] => (l.side, l.px, l.qty, l.trade_time_ms),
         ref other => panic!("line {line}: {other:?}"),
     };
-    assert_eq!(liq(11), (Side::Sell, px("0.03803"), qty("1637"), 1673251091822));
-    assert_eq!(liq(12), (Side::Buy, px("0.5149"), qty("6949"), 1680673944093));
-    assert_eq!(liq(14), (Side::Buy, px("0.02456"), qty("2846"), 1740480207110));
-    assert_eq!(ev.iter().filter(|e| e.symbol == sym("PIPPINUSDT")).count(), 1);
+    assert_eq!(
+        liq(11),
+        (Side::Sell, px("0.03803"), qty("1637"), 1673251091822)
+    );
+    assert_eq!(
+        liq(12),
+        (Side::Buy, px("0.5149"), qty("6949"), 1680673944093)
+    );
+    assert_eq!(
+        liq(14),
+        (Side::Buy, px("0.02456"), qty("2846"), 1740480207110)
+    );
+    assert_eq!(
+        ev.iter().filter(|e| e.symbol == sym("PIPPINUSDT")).count(),
+        1
+    );
 
     // Unknown fields everywhere change nothing.
     let extra: Vec<String> = frames.iter().map(|f| with_unknown_fields(f)).collect();
@@ -478,7 +559,9 @@ fn doc_objects(text: &str) -> Vec<String> {
 
 #[test]
 fn docs_examples_decode() {
-    let Some(path) = shared("bybit-v5/doc-examples.json") else { return };
+    let Some(path) = shared("bybit-v5/doc-examples.json") else {
+        return;
+    };
     let mut raw = std::fs::read(path).unwrap();
     let docs = simd_json::to_owned_value(&mut raw).unwrap();
     let examples = |page: &str| -> Vec<String> {
@@ -497,7 +580,14 @@ fn docs_examples_decode() {
         p.parse(frame.as_bytes(), |v| match decode(v) {
             Ok(BybitMsg::Book(b)) => {
                 assert!(b.bids.iter().chain(b.asks.iter()).all(|l| l.is_ok()));
-                format!("book {} {} {} {}/{}", b.depth, b.snapshot, b.update_id, b.bids.len(), b.asks.len())
+                format!(
+                    "book {} {} {} {}/{}",
+                    b.depth,
+                    b.snapshot,
+                    b.update_id,
+                    b.bids.len(),
+                    b.asks.len()
+                )
             }
             Ok(BybitMsg::Trades(t)) => format!("trades {}", t.iter().filter(|r| r.is_ok()).count()),
             Ok(BybitMsg::Ticker(t)) => format!("ticker {} {}", t.symbol, t.snapshot),
@@ -507,14 +597,26 @@ fn docs_examples_decode() {
         })
         .unwrap()
     };
-    let book: Vec<_> = examples("docs/v5/websocket/public/orderbook.mdx").iter().map(|f| kinds(f)).collect();
+    let book: Vec<_> = examples("docs/v5/websocket/public/orderbook.mdx")
+        .iter()
+        .map(|f| kinds(f))
+        .collect();
     // The snapshot example elides levels with `...`: the two levels per side it shows remain.
-    assert_eq!(book, ["book 50 true 18521288 2/2", "book 50 false 177400507 5/7"]);
-    let trade: Vec<_> = examples("docs/v5/websocket/public/trade.mdx").iter().map(|f| kinds(f)).collect();
+    assert_eq!(
+        book,
+        ["book 50 true 18521288 2/2", "book 50 false 177400507 5/7"]
+    );
+    let trade: Vec<_> = examples("docs/v5/websocket/public/trade.mdx")
+        .iter()
+        .map(|f| kinds(f))
+        .collect();
     assert_eq!(trade, ["trades 1"]);
     // Kline is decoded as Ignored: the engine's Kline carries a trade count and taker-buy volume
     // that Bybit's kline lacks, and Binance is the engine's kline source.
-    let kline: Vec<_> = examples("docs/v5/websocket/public/kline.mdx").iter().map(|f| kinds(f)).collect();
+    let kline: Vec<_> = examples("docs/v5/websocket/public/kline.mdx")
+        .iter()
+        .map(|f| kinds(f))
+        .collect();
     assert_eq!(kline, ["ignored"]);
     let ticker = examples("docs/v5/websocket/public/ticker.mdx");
     let tk: Vec<_> = ticker.iter().map(|f| kinds(f)).collect();
@@ -539,14 +641,21 @@ fn docs_examples_decode() {
     let marks: Vec<_> = ev
         .iter()
         .map(|e| match e.payload {
-            MarketPayload::MarkPrice(m) => (m.mark_px, m.index_px, m.funding_rate, m.next_funding_ms),
+            MarketPayload::MarkPrice(m) => {
+                (m.mark_px, m.index_px, m.funding_rate, m.next_funding_ms)
+            }
             other => panic!("{other:?}"),
         })
         .collect();
     assert_eq!(
         marks,
         [
-            (px("66666.60"), px("115418.19"), qty("-0.005"), 1760342400000),
+            (
+                px("66666.60"),
+                px("115418.19"),
+                qty("-0.005"),
+                1760342400000
+            ),
             (px("121144.63"), px("114132.51"), Qty::ZERO, 0),
         ]
     );

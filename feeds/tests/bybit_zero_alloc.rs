@@ -58,7 +58,10 @@ fn frames() -> Option<Vec<Vec<u8>>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/bybit-v5");
     let zip = dir.join("xrpusdt-ob500.data.zip");
     if !zip.exists() {
-        eprintln!("skip: {} not found (../shared/data is not present)", zip.display());
+        eprintln!(
+            "skip: {} not found (../shared/data is not present)",
+            zip.display()
+        );
         return None;
     }
     let z = std::fs::read(zip).unwrap();
@@ -67,12 +70,25 @@ fn frames() -> Option<Vec<Vec<u8>>> {
     assert_eq!(u16_at(8), 0, "Bybit's archive member is stored");
     let start = 30 + u16_at(26) + u16_at(28);
     let body = &z[start..start + u32_at(18)];
-    let mut out: Vec<Vec<u8>> = body.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
+    let mut out: Vec<Vec<u8>> = body
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
     let public = std::fs::read(dir.join("public-frames.jsonl")).unwrap();
-    out.extend(public.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec));
-    out.push(br#"{"success":true,"ret_msg":"pong","conn_id":"c","req_id":"","op":"ping"}"#.to_vec());
+    out.extend(
+        public
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec),
+    );
+    out.push(
+        br#"{"success":true,"ret_msg":"pong","conn_id":"c","req_id":"","op":"ping"}"#.to_vec(),
+    );
     out.push(br#"{"success":false,"ret_msg":"Invalid topic: x","conn_id":"c","req_id":"","op":"subscribe"}"#.to_vec());
-    out.push(br#"{"topic":"orderbook.500.XRPUSDT","type":"delta","ts":1,"data":{"s":"XRPUS"#.to_vec());
+    out.push(
+        br#"{"topic":"orderbook.500.XRPUSDT","type":"delta","ts":1,"data":{"s":"XRPUS"#.to_vec(),
+    );
     Some(out)
 }
 
@@ -85,7 +101,10 @@ fn bybit_decode_and_book_apply_do_not_allocate_after_warm_up() {
         feed.on_ws_frame(i as u64, f, &mut sink);
     }
     let xrp = Symbol::parse("XRPUSDT").unwrap();
-    assert!(feed.book(xrp, 500).unwrap().is_synced(), "warm-up must reach sync");
+    assert!(
+        feed.book(xrp, 500).unwrap().is_synced(),
+        "warm-up must reach sync"
+    );
 
     COUNTING.store(true, Ordering::SeqCst);
     // The counter itself works: one deliberate allocation is seen.
@@ -105,7 +124,11 @@ fn bybit_decode_and_book_apply_do_not_allocate_after_warm_up() {
 
     let allocs = ALLOCS.load(Ordering::SeqCst);
     let c = feed.counters();
-    assert_eq!(c.decode.malformed, ROUNDS as u64 + 1, "one broken frame per round");
+    assert_eq!(
+        c.decode.malformed,
+        ROUNDS as u64 + 1,
+        "one broken frame per round"
+    );
     let s = feed.sync_counters();
     assert!(s.applied >= 49 * ROUNDS as u64, "{s:?}");
     assert_eq!((s.gaps, s.crossed), (0, 0), "{s:?}");

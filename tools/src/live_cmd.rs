@@ -156,7 +156,11 @@ pub struct RecordReport {
     pub resyncs: u64,
     pub events: u64,
     pub book_checks: u64,
+    pub binance_book_checks: u64,
+    pub bybit_book_checks: u64,
     pub book_mismatches: u64,
+    /// Duplicate or late diffs and trades dropped.
+    pub duplicates: u64,
     pub ring_drops: u64,
     pub last_error: Option<String>,
     pub elapsed_s: f64,
@@ -270,7 +274,12 @@ pub fn record(
                 runner.router.binance.counters().clone(),
                 {
                     let b = runner.router.bybit.sync_counters();
-                    (b.gaps, b.syncs, runner.router.bybit.counters().resyncs)
+                    (
+                        b.gaps,
+                        b.syncs,
+                        runner.router.bybit.counters().resyncs,
+                        b.duplicates,
+                    )
                 },
             ));
         })?;
@@ -316,6 +325,7 @@ pub fn record(
         rep.syncs += sync.syncs + bybit.1;
         rep.resyncs += fc.resyncs + bybit.2;
         rep.ring_drops += fc.ring_drops;
+        rep.duplicates += sync.duplicates + fc.duplicate_trades + bybit.3;
         if live.last_error.is_some() {
             rep.last_error = live.last_error;
         }
@@ -324,6 +334,10 @@ pub fn record(
         if let Ok(c) = c.join() {
             rep.events += c.events;
             rep.book_checks += c.checker.counters().checks;
+            rep.binance_book_checks += c.checker.counters().checks_by_venue
+                [qalpha_engine::event::Venue::BinanceUsdm as usize];
+            rep.bybit_book_checks += c.checker.counters().checks_by_venue
+                [qalpha_engine::event::Venue::BybitLinear as usize];
             rep.book_mismatches += c.checker.counters().mismatches;
         }
     }

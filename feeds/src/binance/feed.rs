@@ -48,6 +48,8 @@ pub struct FeedCounters {
     pub orphan_snapshots: u64,
     /// Events the ring refused (live drop policy).
     pub ring_drops: u64,
+    /// Trades at or below the last trade id seen for the symbol (duplicated or late copies): dropped.
+    pub duplicate_trades: u64,
 }
 
 struct SymbolBook {
@@ -56,6 +58,8 @@ struct SymbolBook {
     /// Receive time the book went stale after having been synced.
     stale_since_ns: Option<u64>,
     ever_synced: bool,
+    /// Highest trade id seen (duplicate and late trade copies are dropped).
+    last_trade_id: u64,
 }
 
 /// A Binance USD-M market-data feed for any number of symbols.
@@ -108,6 +112,15 @@ impl BinanceFeed {
                     payload,
                     ..
                 } => {
+                    if let MarketPayload::Trade(t) = &payload {
+                        let i = book_index(books, symbol);
+                        let b = &mut books[i];
+                        if t.trade_id <= b.last_trade_id {
+                            counters.duplicate_trades += 1;
+                            return Ok(());
+                        }
+                        b.last_trade_id = t.last_trade_id.max(t.trade_id);
+                    }
                     emit(counters, sink, symbol, recv_ns, exch_ms, payload);
                     Ok(())
                 }
@@ -261,6 +274,7 @@ impl BinanceFeed {
             t.malformed_diffs += c.malformed_diffs;
             t.buffer_overflows += c.buffer_overflows;
             t.crossed += c.crossed;
+            t.duplicates += c.duplicates;
         }
         t
     }
@@ -289,6 +303,7 @@ fn book_index(books: &mut Vec<SymbolBook>, symbol: Symbol) -> usize {
         sync: BookSync::new(),
         stale_since_ns: None,
         ever_synced: false,
+        last_trade_id: 0,
     });
     books.len() - 1
 }

@@ -89,6 +89,8 @@ pub struct SyncCounters {
     pub buffer_overflows: u64,
     /// Updates that left the book crossed while in sync (should stay 0 on real data).
     pub crossed: u64,
+    /// Diffs at or before the book's update id (duplicates, late copies): dropped.
+    pub duplicates: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -187,6 +189,11 @@ impl BookSync {
                         Err(r) => DiffOutcome::Stale(r),
                     }
                 }
+            }
+            // Entirely older than the book (a duplicated or late copy): nothing new in it.
+            SyncState::Synced { last_id } if ids.last_id <= last_id => {
+                self.counters.duplicates += 1;
+                DiffOutcome::Dropped
             }
             SyncState::Synced { last_id } => {
                 let continuous = match ids.prev_last_id {
@@ -520,6 +527,29 @@ mod tests {
         assert_eq!(
             s.on_snapshot(215, vec![lv("1", "1")], vec![lv("2", "1")]),
             SnapshotOutcome::Synced { last_id: 220 }
+        );
+    }
+
+    #[test]
+    fn duplicate_diff_is_dropped_not_a_gap() {
+        let mut s = BookSync::new();
+        s.on_snapshot(100, vec![lv("10", "1")], vec![lv("11", "1")]);
+        assert_eq!(
+            s.on_diff(ids(100, 101, 99), none(), none()),
+            DiffOutcome::Synced
+        );
+        assert_eq!(
+            s.on_diff(ids(102, 105, 101), none(), none()),
+            DiffOutcome::Applied
+        );
+        assert_eq!(
+            s.on_diff(ids(102, 105, 101), none(), none()),
+            DiffOutcome::Dropped
+        );
+        assert_eq!((s.counters().duplicates, s.counters().gaps), (1, 0));
+        assert_eq!(
+            s.on_diff(ids(106, 106, 105), none(), none()),
+            DiffOutcome::Applied
         );
     }
 

@@ -127,12 +127,21 @@ impl BybitFeed {
         } = self;
         let res = parser.parse(frame, |root| -> Result<(), DecodeError> {
             match decode(root)? {
-                BybitMsg::Book(b) => on_book(books, counters, pending_resubscribes, recv_ns, &b, sink),
+                BybitMsg::Book(b) => {
+                    on_book(books, counters, pending_resubscribes, recv_ns, &b, sink)
+                }
                 BybitMsg::Trades(t) => {
                     // Elements are independent: those before a malformed one are real trades.
                     for r in t.iter() {
                         let (symbol, trade) = r?;
-                        emit(counters, sink, symbol, recv_ns, t.exch_ms, MarketPayload::Trade(trade));
+                        emit(
+                            counters,
+                            sink,
+                            symbol,
+                            recv_ns,
+                            t.exch_ms,
+                            MarketPayload::Trade(trade),
+                        );
                     }
                     Ok(())
                 }
@@ -182,7 +191,12 @@ impl BybitFeed {
             let last = b.sync.last_seq();
             b.sync.invalidate();
             if let Some(last_update_id) = last {
-                went_stale(b, &mut self.counters, &mut self.pending_resubscribes, recv_ns);
+                went_stale(
+                    b,
+                    &mut self.counters,
+                    &mut self.pending_resubscribes,
+                    recv_ns,
+                );
                 if !b.topic.is_quote() {
                     emit(
                         &mut self.counters,
@@ -325,7 +339,15 @@ fn emit_top<S: EventSink>(
     top: TopOfBook,
 ) {
     let symbol = b.topic.symbol;
-    if emit(c, sink, symbol, recv_ns, exch_ms, MarketPayload::BookTop(top)) == PushOutcome::Dropped {
+    if emit(
+        c,
+        sink,
+        symbol,
+        recv_ns,
+        exch_ms,
+        MarketPayload::BookTop(top),
+    ) == PushOutcome::Dropped
+    {
         b.sync.invalidate();
         went_stale(b, c, pending, recv_ns);
         let stale = MarketPayload::BookStale {
@@ -476,11 +498,19 @@ fn on_ticker<S: EventSink>(
         return;
     }
     s.have_snapshot = true;
-    s.ticker.apply(t.snapshot, &t.fields, t.cross_seq, t.exch_ms);
+    s.ticker
+        .apply(t.snapshot, &t.fields, t.cross_seq, t.exch_ms);
     if let Some(m) = s.ticker.mark_price() {
         if s.last_mark != Some(m) {
             s.last_mark = Some(m);
-            emit(c, sink, t.symbol, recv_ns, t.exch_ms, MarketPayload::MarkPrice(m));
+            emit(
+                c,
+                sink,
+                t.symbol,
+                recv_ns,
+                t.exch_ms,
+                MarketPayload::MarkPrice(m),
+            );
         }
     }
 }
@@ -540,7 +570,10 @@ mod tests {
             .collect();
         assert_eq!(ev.len(), 2, "quotes only: {ev:?}");
         assert_eq!(quotes[1].update_id, 80);
-        assert_eq!((quotes[1].bid_px, quotes[1].bid_qty), (px("99"), Qty::parse("3").unwrap()));
+        assert_eq!(
+            (quotes[1].bid_px, quotes[1].bid_qty),
+            (px("99"), Qty::parse("3").unwrap())
+        );
         assert_eq!(quotes[1].ask_px, px("101"));
         assert_eq!(ev[0].venue, Venue::BybitLinear);
         assert_eq!(f.sync_counters(), SyncCounters::default());
@@ -550,19 +583,32 @@ mod tests {
     #[test]
     fn gap_emits_stale_and_the_next_snapshot_resyncs() {
         let snap = |u: u64, seq: u64| {
-            format!(r#"{{"topic":"orderbook.50.X","type":"snapshot","ts":1,"data":{{"s":"X","b":[["1","1"]],"a":[["2","1"]],"u":{u},"seq":{seq}}}}}"#)
+            format!(
+                r#"{{"topic":"orderbook.50.X","type":"snapshot","ts":1,"data":{{"s":"X","b":[["1","1"]],"a":[["2","1"]],"u":{u},"seq":{seq}}}}}"#
+            )
         };
         let delta = |u: u64, seq: u64| {
-            format!(r#"{{"topic":"orderbook.50.X","type":"delta","ts":1,"data":{{"s":"X","b":[["1.5","1"]],"a":[],"u":{u},"seq":{seq}}}}}"#)
+            format!(
+                r#"{{"topic":"orderbook.50.X","type":"delta","ts":1,"data":{{"s":"X","b":[["1.5","1"]],"a":[],"u":{u},"seq":{seq}}}}}"#
+            )
         };
-        let (s1, d2, d4, d5, s9) = (snap(1, 10), delta(2, 20), delta(4, 40), delta(5, 50), snap(9, 90));
+        let (s1, d2, d4, d5, s9) = (
+            snap(1, 10),
+            delta(2, 20),
+            delta(4, 40),
+            delta(5, 50),
+            snap(9, 90),
+        );
         let (f, ev) = feed(&[&s1, &d2, &d4, &d5, &s9]);
         let kinds: Vec<_> = ev
             .iter()
             .map(|e| match e.payload {
                 MarketPayload::BookSynced { update_id } => format!("synced {update_id}"),
                 MarketPayload::BookTop(t) => format!("top {}", t.update_id),
-                MarketPayload::BookStale { reason, last_update_id } => {
+                MarketPayload::BookStale {
+                    reason,
+                    last_update_id,
+                } => {
                     format!("stale {reason:?} {last_update_id}")
                 }
                 other => format!("{other:?}"),
@@ -570,13 +616,23 @@ mod tests {
             .collect();
         assert_eq!(
             kinds,
-            ["synced 10", "top 10", "top 20", "stale SequenceGap 20", "synced 90", "top 90"]
+            [
+                "synced 10",
+                "top 10",
+                "top 20",
+                "stale SequenceGap 20",
+                "synced 90",
+                "top 90"
+            ]
         );
         let c = f.counters();
         assert_eq!((c.stale_events, c.resyncs, c.resync_requests), (1, 1, 1));
         assert!(f.pending_resubscribes().is_empty());
         let s = f.sync_counters();
-        assert_eq!((s.gaps, s.syncs, s.snapshots, s.discarded, s.applied), (1, 2, 2, 1, 1));
+        assert_eq!(
+            (s.gaps, s.syncs, s.snapshots, s.discarded, s.applied),
+            (1, 2, 2, 1, 1)
+        );
     }
 
     #[test]
@@ -612,8 +668,14 @@ mod tests {
         ]);
         assert!(ev.is_empty());
         let c = f.counters();
-        assert_eq!((c.control_frames, c.pongs, c.failed_subscriptions), (4, 1, 2));
-        assert_eq!((c.decode.decoded, c.decode.ignored, c.decode.malformed), (4, 4, 0));
+        assert_eq!(
+            (c.control_frames, c.pongs, c.failed_subscriptions),
+            (4, 1, 2)
+        );
+        assert_eq!(
+            (c.decode.decoded, c.decode.ignored, c.decode.malformed),
+            (4, 4, 0)
+        );
     }
 
     #[test]
@@ -634,7 +696,11 @@ mod tests {
                 ..
             }]
         ));
-        f.on_ws_frame(11, br#"{"topic":"tickers.X","type":"delta","data":{"markPrice":"2"},"ts":2}"#, &mut ev);
+        f.on_ws_frame(
+            11,
+            br#"{"topic":"tickers.X","type":"delta","data":{"markPrice":"2"},"ts":2}"#,
+            &mut ev,
+        );
         assert_eq!(f.counters().orphan_ticker_deltas, 1);
         f.finish();
         assert_eq!(f.counters().stale_ns, 1);

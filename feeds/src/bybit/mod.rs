@@ -3,6 +3,7 @@
 //! - [`decode`]: envelopes, control replies and every public topic → [`decode::BybitMsg`].
 //! - [`sync`]: the in-stream snapshot + delta book rules of §C.3 (snapshot replaces, `u` + 1).
 //! - [`ticker`]: ticker fields and the per-symbol merge of snapshot + deltas.
+//! - [`trade`]: `publicTrade` and liquidation elements, and the stable trade-id hash.
 //! - [`feed`]: one venue feed: parser + decoder + books + tickers, emitting [`MarketEvent`]s.
 //!
 //! The live subscribe transport drives [`BybitFeed`] with WebSocket frames; replay drives it from
@@ -14,8 +15,10 @@ pub mod decode;
 pub mod feed;
 pub mod sync;
 pub mod ticker;
+pub mod trade;
 
-pub use decode::{decode, trade_id_hash, BookUpdate, BybitMsg, Control, ControlOp, Levels};
+pub use decode::{decode, BookUpdate, BybitMsg, Control, ControlOp, Levels};
 pub use feed::{BookTopic, BybitFeed, FeedCounters};
 pub use sync::{SyncCounters, TopicBook, TopicState};
 pub use ticker::{Ticker, TickerFields};
+pub use trade::{trade_id_hash, Liquidations, Trades};

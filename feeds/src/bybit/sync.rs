@@ -247,7 +247,12 @@ mod tests {
             DeltaOutcome::Discarded
         );
         assert_eq!(
-            b.on_snapshot(10, 100, vec![lv("10", "1"), lv("9", "2")], vec![lv("11", "1")]),
+            b.on_snapshot(
+                10,
+                100,
+                vec![lv("10", "1"), lv("9", "2")],
+                vec![lv("11", "1")]
+            ),
             SnapshotOutcome::Loaded { was_synced: false }
         );
         assert_eq!(b.last_seq(), Some(100));
@@ -256,14 +261,20 @@ mod tests {
             DeltaOutcome::Applied
         );
         let t = b.book().top(b.last_seq().unwrap());
-        assert_eq!((t.update_id, t.bid_px, t.ask_px), (105, px("9"), px("10.5")));
+        assert_eq!(
+            (t.update_id, t.bid_px, t.ask_px),
+            (105, px("9"), px("10.5"))
+        );
         assert_eq!(
             b.on_delta(11, 105, vec![lv("9", "7")], none()),
             DeltaOutcome::Duplicate
         );
         assert_eq!(b.book().best_bid().unwrap().qty, Qty::parse("2").unwrap());
         let c = b.counters();
-        assert_eq!((c.applied, c.syncs, c.duplicates, c.discarded), (1, 1, 1, 1));
+        assert_eq!(
+            (c.applied, c.syncs, c.duplicates, c.discarded),
+            (1, 1, 1, 1)
+        );
         assert_eq!(c.crossed, 0);
     }
 
@@ -294,7 +305,12 @@ mod tests {
     #[test]
     fn restart_snapshot_with_u_1_overwrites() {
         let mut b = TopicBook::new(50);
-        b.on_snapshot(500, 100, vec![lv("10", "1"), lv("9", "1")], vec![lv("11", "1")]);
+        b.on_snapshot(
+            500,
+            100,
+            vec![lv("10", "1"), lv("9", "1")],
+            vec![lv("11", "1")],
+        );
         assert_eq!(
             b.on_snapshot(1, 101, vec![lv("8", "5")], vec![lv("12", "1")]),
             SnapshotOutcome::Loaded { was_synced: true }

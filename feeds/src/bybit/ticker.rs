@@ -123,7 +123,8 @@ impl Ticker {
         f.funding_rate.merge_into(&mut self.funding_rate, snapshot);
         f.next_funding_ms
             .merge_into(&mut self.next_funding_ms, snapshot);
-        f.open_interest.merge_into(&mut self.open_interest, snapshot);
+        f.open_interest
+            .merge_into(&mut self.open_interest, snapshot);
         f.bid1_px.merge_into(&mut self.bid1_px, snapshot);
         f.bid1_qty.merge_into(&mut self.bid1_qty, snapshot);
         f.ask1_px.merge_into(&mut self.ask1_px, snapshot);

@@ -16,15 +16,30 @@ use crate::transport::TransportError;
 /// Work for the helper.
 #[derive(Debug)]
 pub enum ColdRequest {
-    Resolve { conn: usize, host: String, port: u16 },
-    Get { tag: usize, url: String, tls: Option<Arc<ClientConfig>> },
+    Resolve {
+        conn: usize,
+        host: String,
+        port: u16,
+    },
+    Get {
+        tag: usize,
+        url: String,
+        tls: Option<Arc<ClientConfig>>,
+    },
 }
 
 /// The helper's answers.
 #[derive(Debug)]
 pub enum ColdReply {
-    Resolved { conn: usize, addr: Result<SocketAddr, TransportError> },
-    Got { tag: usize, recv_ns: u64, result: Result<HttpResponse, TransportError> },
+    Resolved {
+        conn: usize,
+        addr: Result<SocketAddr, TransportError>,
+    },
+    Got {
+        tag: usize,
+        recv_ns: u64,
+        result: Result<HttpResponse, TransportError>,
+    },
 }
 
 /// Handle to the helper thread.
@@ -38,31 +53,33 @@ impl ColdPath {
     pub fn start(timeout: Duration) -> std::io::Result<Self> {
         let (tx, req_rx) = unbounded::<ColdRequest>();
         let (rep_tx, rx) = unbounded::<ColdReply>();
-        let handle = std::thread::Builder::new().name("qa-feed-cold".into()).spawn(move || {
-            for req in req_rx {
-                let reply = match req {
-                    ColdRequest::Resolve { conn, host, port } => {
-                        let addr = (host.as_str(), port)
-                            .to_socket_addrs()
-                            .map_err(|e| e.to_string())
-                            .and_then(|mut a| a.next().ok_or_else(|| "no address".to_string()))
-                            .map_err(|why| TransportError::Resolve { host, why });
-                        ColdReply::Resolved { conn, addr }
-                    }
-                    ColdRequest::Get { tag, url, tls } => {
-                        let result = rest::get(&url, tls.as_ref(), timeout);
-                        ColdReply::Got {
-                            tag,
-                            recv_ns: qalpha_engine::clock::now_ns(),
-                            result,
+        let handle = std::thread::Builder::new()
+            .name("qa-feed-cold".into())
+            .spawn(move || {
+                for req in req_rx {
+                    let reply = match req {
+                        ColdRequest::Resolve { conn, host, port } => {
+                            let addr = (host.as_str(), port)
+                                .to_socket_addrs()
+                                .map_err(|e| e.to_string())
+                                .and_then(|mut a| a.next().ok_or_else(|| "no address".to_string()))
+                                .map_err(|why| TransportError::Resolve { host, why });
+                            ColdReply::Resolved { conn, addr }
                         }
+                        ColdRequest::Get { tag, url, tls } => {
+                            let result = rest::get(&url, tls.as_ref(), timeout);
+                            ColdReply::Got {
+                                tag,
+                                recv_ns: qalpha_engine::clock::now_ns(),
+                                result,
+                            }
+                        }
+                    };
+                    if rep_tx.send(reply).is_err() {
+                        break;
                     }
-                };
-                if rep_tx.send(reply).is_err() {
-                    break;
                 }
-            }
-        })?;
+            })?;
         Ok(Self {
             tx,
             rx,

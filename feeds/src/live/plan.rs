@@ -48,12 +48,17 @@ impl VenuePlan {
             })
             .collect();
         let base = first_id + self.conns.len() as u16;
-        out.extend(self.snapshots.iter().enumerate().map(|(i, (_, url))| Connection {
-            id: base + i as u16,
-            venue: Some(self.venue),
-            transport: Transport::Rest,
-            url: url.clone(),
-        }));
+        out.extend(
+            self.snapshots
+                .iter()
+                .enumerate()
+                .map(|(i, (_, url))| Connection {
+                    id: base + i as u16,
+                    venue: Some(self.venue),
+                    transport: Transport::Rest,
+                    url: url.clone(),
+                }),
+        );
         out
     }
 }
@@ -114,11 +119,18 @@ pub fn plan_venue(v: &VenueConfig) -> Result<VenuePlan, String> {
                 });
             }
             let limit = v.snapshot_limit.unwrap_or(1000);
-            let has_depth = streams.iter().any(|s| s.starts_with("depth") && !s[5..].starts_with(|c: char| c.is_ascii_digit()));
+            let has_depth = streams.iter().any(|s| {
+                s.starts_with("depth") && !s[5..].starts_with(|c: char| c.is_ascii_digit())
+            });
             let snapshots = if has_depth {
                 symbols
                     .iter()
-                    .map(|s| (*s, format!("{rest}/fapi/v1/depth?symbol={}&limit={limit}", s.as_str())))
+                    .map(|s| {
+                        (
+                            *s,
+                            format!("{rest}/fapi/v1/depth?symbol={}&limit={limit}", s.as_str()),
+                        )
+                    })
                     .collect()
             } else {
                 Vec::new()
@@ -133,15 +145,27 @@ pub fn plan_venue(v: &VenueConfig) -> Result<VenuePlan, String> {
         Venue::BybitLinear => {
             let ws = trim_base(v.ws_url.as_deref().unwrap_or("wss://stream.bybit.com"));
             let streams: Vec<String> = if v.streams.is_empty() {
-                vec!["orderbook.50".into(), "orderbook.1".into(), "publicTrade".into(), "tickers".into()]
+                vec![
+                    "orderbook.50".into(),
+                    "orderbook.1".into(),
+                    "publicTrade".into(),
+                    "tickers".into(),
+                ]
             } else {
                 v.streams.clone()
             };
             let topics: Vec<String> = symbols
                 .iter()
-                .flat_map(|s| streams.iter().map(move |st| format!("\"{st}.{}\"", s.as_str())))
+                .flat_map(|s| {
+                    streams
+                        .iter()
+                        .map(move |st| format!("\"{st}.{}\"", s.as_str()))
+                })
                 .collect();
-            let subscribe = format!("{{\"op\":\"subscribe\",\"args\":[{}],\"req_id\":\"qa-sub\"}}", topics.join(","));
+            let subscribe = format!(
+                "{{\"op\":\"subscribe\",\"args\":[{}],\"req_id\":\"qa-sub\"}}",
+                topics.join(",")
+            );
             Ok(VenuePlan {
                 venue,
                 conns: vec![ConnPlan {
@@ -177,16 +201,25 @@ mod tests {
 
     #[test]
     fn binance_routes_split_streams() {
-        let p = plan_venue(&cfg("binance", &["depth@0ms", "bookTicker", "aggTrade", "markPrice@1s"])).unwrap();
+        let p = plan_venue(&cfg(
+            "binance",
+            &["depth@0ms", "bookTicker", "aggTrade", "markPrice@1s"],
+        ))
+        .unwrap();
         assert_eq!(p.conns.len(), 2);
         assert_eq!(
             p.conns[0].url,
             "wss://127.0.0.1:9443/public/stream?streams=btcusdt@depth@0ms/btcusdt@bookTicker/ethusdt@depth@0ms/ethusdt@bookTicker"
         );
-        assert!(p.conns[1].url.starts_with("wss://127.0.0.1:9443/market/stream?streams=btcusdt@aggTrade"));
+        assert!(p.conns[1]
+            .url
+            .starts_with("wss://127.0.0.1:9443/market/stream?streams=btcusdt@aggTrade"));
         assert_eq!(p.conns[0].book_symbols.len(), 2);
         assert!(p.conns[1].book_symbols.is_empty());
-        assert_eq!(p.snapshots[1].1, "https://127.0.0.1:9443/fapi/v1/depth?symbol=ETHUSDT&limit=1000");
+        assert_eq!(
+            p.snapshots[1].1,
+            "https://127.0.0.1:9443/fapi/v1/depth?symbol=ETHUSDT&limit=1000"
+        );
         let c = p.connections(0);
         assert_eq!((c.len(), c[2].transport, c[3].id), (4, Transport::Rest, 3));
     }

@@ -70,8 +70,16 @@ pub fn recorder_ring(
     ring_bytes: usize,
     producers: usize,
     stop: Arc<AtomicBool>,
-) -> Result<(Vec<RecorderTx>, JoinHandle<Result<RecorderStats, CaptureError>>), CaptureError> {
-    let (txs, mut rxs): (Vec<_>, Vec<_>) = (0..producers.max(1)).map(|_| rtrb::RingBuffer::<u8>::new(ring_bytes)).unzip();
+) -> Result<
+    (
+        Vec<RecorderTx>,
+        JoinHandle<Result<RecorderStats, CaptureError>>,
+    ),
+    CaptureError,
+> {
+    let (txs, mut rxs): (Vec<_>, Vec<_>) = (0..producers.max(1))
+        .map(|_| rtrb::RingBuffer::<u8>::new(ring_bytes))
+        .unzip();
     let mut writer = CaptureWriter::create(&out, initial, opts)?;
     let handle = std::thread::Builder::new()
         .name("qa-recorder".into())
@@ -90,14 +98,17 @@ pub fn recorder_ring(
                         header[a.len()..].copy_from_slice(b);
                         chunk.commit_all();
                     }
-                    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+                    let len =
+                        u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
                     let kind = RecordKind::from_u8(header[4]);
                     let conn = u16::from_le_bytes([header[6], header[7]]);
                     let recv_ns = u64::from_le_bytes(header[8..16].try_into().unwrap_or_default());
                     payload.resize(len, 0);
                     // The producer commits header and payload together, so the payload is there.
                     if rx.pop_entire_slice(&mut payload).is_err() {
-                        return Err(CaptureError::InvalidRecord("recorder ring out of step".into()));
+                        return Err(CaptureError::InvalidRecord(
+                            "recorder ring out of step".into(),
+                        ));
                     }
                     match kind {
                         Some(RecordKind::Connect) => match Connection::decode(&payload) {
@@ -105,7 +116,11 @@ pub fn recorder_ring(
                             Err(e) => tracing::warn!("recorder: bad connect record: {e}"),
                         },
                         Some(k) => writer.write(recv_ns, conn, k, &payload)?,
-                        None => return Err(CaptureError::InvalidRecord("recorder ring out of step".into())),
+                        None => {
+                            return Err(CaptureError::InvalidRecord(
+                                "recorder ring out of step".into(),
+                            ))
+                        }
                     }
                     idle = 0;
                     continue;

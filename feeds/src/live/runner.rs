@@ -284,7 +284,11 @@ impl FeedRunner {
         let conn_id = m.conn.id;
         let mut last_rx = 0u64;
         let mut on_frame = |recv_ns: u64, text: bool, payload: &[u8]| {
-            let kind = if text { RecordKind::WsText } else { RecordKind::WsBinary };
+            let kind = if text {
+                RecordKind::WsText
+            } else {
+                RecordKind::WsBinary
+            };
             if let Some(r) = rec.as_mut() {
                 r.push(recv_ns, conn_id, kind, payload);
             }
@@ -378,7 +382,11 @@ impl FeedRunner {
             );
         }
         let attempts = self.conns[idx].attempts;
-        let delay = if reconnect { self.backoff_ns(attempts) } else { u64::MAX / 2 };
+        let delay = if reconnect {
+            self.backoff_ns(attempts)
+        } else {
+            u64::MAX / 2
+        };
         let m = &mut self.conns[idx];
         m.attempts = attempts.saturating_add(1);
         m.got_frame = false;
@@ -391,12 +399,20 @@ impl FeedRunner {
         match reply {
             ColdReply::Resolved { conn, addr } => {
                 let now = qalpha_engine::clock::now_ns();
-                let Some(m) = self.conns.get_mut(conn) else { return };
+                let Some(m) = self.conns.get_mut(conn) else {
+                    return;
+                };
                 if !matches!(m.state, St::Resolving) {
                     return;
                 }
                 let started = addr.and_then(|a| {
-                    WsClient::connect(a, m.endpoint.clone(), m.tls.clone(), self.poll.registry(), Token(conn))
+                    WsClient::connect(
+                        a,
+                        m.endpoint.clone(),
+                        m.tls.clone(),
+                        self.poll.registry(),
+                        Token(conn),
+                    )
                 });
                 match started {
                     Ok(c) => {
@@ -419,12 +435,21 @@ impl FeedRunner {
                     }
                 }
             }
-            ColdReply::Got { tag, recv_ns, result } => {
-                let Some(slot) = self.snaps.get_mut(tag) else { return };
+            ColdReply::Got {
+                tag,
+                recv_ns,
+                result,
+            } => {
+                let Some(slot) = self.snaps.get_mut(tag) else {
+                    return;
+                };
                 slot.in_flight = false;
                 match result {
                     Ok(resp) if resp.status == 200 => {
-                        if let Some(w) = resp.header("x-mbx-used-weight-1m").and_then(|v| v.parse().ok()) {
+                        if let Some(w) = resp
+                            .header("x-mbx-used-weight-1m")
+                            .and_then(|v| v.parse().ok())
+                        {
                             self.stats.rest_weight_used = w;
                         }
                         let conn_id = slot.conn_id;
@@ -476,8 +501,12 @@ impl FeedRunner {
             let silent_for = now.saturating_sub(m.last_rx_ns);
             let act = match &m.state {
                 St::Idle { retry_at_ns } if now >= *retry_at_ns => Act::Resolve,
-                St::Connecting(_) if silent_for > liveness => Act::Timeout("connect/handshake timeout"),
-                St::Open(_) if silent_for > liveness => Act::Timeout("liveness timeout: nothing received"),
+                St::Connecting(_) if silent_for > liveness => {
+                    Act::Timeout("connect/handshake timeout")
+                }
+                St::Open(_) if silent_for > liveness => {
+                    Act::Timeout("liveness timeout: nothing received")
+                }
                 St::Open(_) if now.saturating_sub(m.last_ping_ns) > ping_every => Act::Ping,
                 _ => Act::None,
             };
@@ -517,7 +546,8 @@ impl FeedRunner {
     /// A Bybit book with a `u` gap needs a fresh snapshot, and the only way to get one is to
     /// resubscribe its topic (Bybit has no REST bridging for the stream).
     fn resubscribe_bybit(&mut self, now: u64) {
-        if now.saturating_sub(self.last_resubscribe_ns) < self.opts.snapshot_retry.as_nanos() as u64 {
+        if now.saturating_sub(self.last_resubscribe_ns) < self.opts.snapshot_retry.as_nanos() as u64
+        {
             return;
         }
         let pending: Vec<String> = self
@@ -531,14 +561,21 @@ impl FeedRunner {
             return;
         }
         self.last_resubscribe_ns = now;
-        let args = pending.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(",");
+        let args = pending
+            .iter()
+            .map(|t| format!("\"{t}\""))
+            .collect::<Vec<_>>()
+            .join(",");
         for m in &mut self.conns {
             if m.plan.venue != Venue::BybitLinear {
                 continue;
             }
             if let St::Open(c) = &mut m.state {
-                let unsub = format!("{{\"op\":\"unsubscribe\",\"args\":[{args}],\"req_id\":\"qa-resync\"}}");
-                let sub = format!("{{\"op\":\"subscribe\",\"args\":[{args}],\"req_id\":\"qa-resync\"}}");
+                let unsub = format!(
+                    "{{\"op\":\"unsubscribe\",\"args\":[{args}],\"req_id\":\"qa-resync\"}}"
+                );
+                let sub =
+                    format!("{{\"op\":\"subscribe\",\"args\":[{args}],\"req_id\":\"qa-resync\"}}");
                 let _ = c.send_text(&unsub).and_then(|()| c.send_text(&sub));
                 self.stats.snapshot_requests += 1;
             }
@@ -553,16 +590,20 @@ impl FeedRunner {
         }
         let retry = self.opts.snapshot_retry.as_nanos() as u64;
         for (tag, slot) in self.snaps.iter_mut().enumerate() {
-            if slot.in_flight && now.saturating_sub(slot.last_request_ns) < 2 * self.opts.rest_timeout.as_nanos() as u64 {
+            if slot.in_flight
+                && now.saturating_sub(slot.last_request_ns)
+                    < 2 * self.opts.rest_timeout.as_nanos() as u64
+            {
                 continue;
             }
-            let needs = self
-                .router
-                .binance
-                .book(slot.symbol)
-                .is_some_and(|b| b.state() == SyncState::AwaitingSnapshot && b.buffered_len() > 0);
+            let needs =
+                self.router.binance.book(slot.symbol).is_some_and(|b| {
+                    b.state() == SyncState::AwaitingSnapshot && b.buffered_len() > 0
+                });
             let carrier_open = self.conns.iter().any(|m| {
-                matches!(m.state, St::Open(_)) && m.plan.venue == Venue::BinanceUsdm && m.plan.book_symbols.contains(&slot.symbol)
+                matches!(m.state, St::Open(_))
+                    && m.plan.venue == Venue::BinanceUsdm
+                    && m.plan.book_symbols.contains(&slot.symbol)
             });
             if !needs || !carrier_open || now.saturating_sub(slot.last_request_ns) < retry {
                 continue;
@@ -584,11 +625,17 @@ impl FeedRunner {
 
     /// Connection ids of open connections (tests and status).
     pub fn open_connections(&self) -> usize {
-        self.conns.iter().filter(|m| matches!(m.state, St::Open(_))).count()
+        self.conns
+            .iter()
+            .filter(|m| matches!(m.state, St::Open(_)))
+            .count()
     }
 
     /// The transports of the connection table (for status lines).
     pub fn transports(&self) -> Vec<(u16, Transport, String)> {
-        self.conns.iter().map(|m| (m.conn.id, m.conn.transport, m.conn.url.clone())).collect()
+        self.conns
+            .iter()
+            .map(|m| (m.conn.id, m.conn.transport, m.conn.url.clone()))
+            .collect()
     }
 }

@@ -25,7 +25,10 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -33,9 +36,16 @@ impl HttpResponse {
 const MAX_RESPONSE: usize = 16 << 20;
 
 /// GETs `url` (http or https) with a timeout. `tls` is required for https.
-pub fn get(url: &str, tls: Option<&Arc<ClientConfig>>, timeout: Duration) -> Result<HttpResponse, TransportError> {
+pub fn get(
+    url: &str,
+    tls: Option<&Arc<ClientConfig>>,
+    timeout: Duration,
+) -> Result<HttpResponse, TransportError> {
     let ep = Endpoint::parse(url)?;
-    let http = |why: String| TransportError::Http { url: url.to_string(), why };
+    let http = |why: String| TransportError::Http {
+        url: url.to_string(),
+        why,
+    };
     let addr = (ep.host.as_str(), ep.port)
         .to_socket_addrs()
         .map_err(|e| TransportError::Resolve {
@@ -47,10 +57,11 @@ pub fn get(url: &str, tls: Option<&Arc<ClientConfig>>, timeout: Duration) -> Res
             host: ep.host.clone(),
             why: "no address".into(),
         })?;
-    let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|source| TransportError::Connect {
-        addr: ep.authority(),
-        source,
-    })?;
+    let tcp =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|source| TransportError::Connect {
+            addr: ep.authority(),
+            source,
+        })?;
     tcp.set_read_timeout(Some(timeout)).ok();
     tcp.set_write_timeout(Some(timeout)).ok();
     tcp.set_nodelay(true).ok();
@@ -90,7 +101,9 @@ fn exchange<S: Read + Write>(s: &mut S, request: &str) -> std::io::Result<Vec<u8
                 }
             }
             // A TLS peer that closes without close_notify: accept what arrived if it is whole.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && response_complete(&out) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && response_complete(&out) => {
+                break
+            }
             Err(e) => return Err(e),
         }
     }
@@ -102,7 +115,9 @@ fn head_end(raw: &[u8]) -> Option<usize> {
 }
 
 fn response_complete(raw: &[u8]) -> bool {
-    let Some(end) = head_end(raw) else { return false };
+    let Some(end) = head_end(raw) else {
+        return false;
+    };
     let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
     if let Some(len) = head
         .lines()
@@ -143,19 +158,29 @@ pub fn parse_response(raw: &[u8]) -> Result<HttpResponse, &'static str> {
         .find(|(k, _)| k == "content-length")
         .and_then(|(_, v)| v.parse::<usize>().ok())
     {
-        rest.get(..len).ok_or("body shorter than Content-Length")?.to_vec()
+        rest.get(..len)
+            .ok_or("body shorter than Content-Length")?
+            .to_vec()
     } else {
         rest.to_vec()
     };
-    Ok(HttpResponse { status, headers, body })
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, &'static str> {
     let mut out = Vec::with_capacity(b.len());
     loop {
-        let i = b.windows(2).position(|w| w == b"\r\n").ok_or("bad chunk header")?;
+        let i = b
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("bad chunk header")?;
         let size_str = std::str::from_utf8(&b[..i]).map_err(|_| "bad chunk size")?;
-        let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16).map_err(|_| "bad chunk size")?;
+        let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| "bad chunk size")?;
         b = &b[i + 2..];
         if size == 0 {
             return Ok(out);
@@ -171,12 +196,26 @@ mod tests {
 
     #[test]
     fn parses_length_and_chunked_bodies() {
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-MBX-USED-WEIGHT-1M: 20\r\n\r\nhello").unwrap();
-        assert_eq!((r.status, r.body.as_slice(), r.header("x-mbx-used-weight-1m")), (200, &b"hello"[..], Some("20")));
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-MBX-USED-WEIGHT-1M: 20\r\n\r\nhello",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                r.status,
+                r.body.as_slice(),
+                r.header("x-mbx-used-weight-1m")
+            ),
+            (200, &b"hello"[..], Some("20"))
+        );
         let r = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap();
         assert_eq!(r.body, b"abcde");
-        assert!(response_complete(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
-        assert!(!response_complete(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok"));
+        assert!(response_complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        ));
+        assert!(!response_complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok"
+        ));
         assert!(parse_response(b"garbage").is_err());
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort").is_err());
     }

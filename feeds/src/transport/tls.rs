@@ -19,7 +19,10 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, Transp
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
-            let ca_err = |why: String| TransportError::CaFile { path: path.display().to_string(), why };
+            let ca_err = |why: String| TransportError::CaFile {
+                path: path.display().to_string(),
+                why,
+            };
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
                 .map_err(|e| ca_err(e.to_string()))?
                 .collect::<Result<_, _>>()

@@ -17,7 +17,10 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn parse(url: &str) -> Result<Self, TransportError> {
-        let bad = |why| TransportError::BadUrl { url: url.to_string(), why };
+        let bad = |why| TransportError::BadUrl {
+            url: url.to_string(),
+            why,
+        };
         let (scheme, rest) = url.split_once("://").ok_or(bad("missing scheme"))?;
         let (tls, default_port) = match scheme {
             "wss" | "https" => (true, 443),
@@ -28,16 +31,24 @@ impl Endpoint {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        let target = if target.starts_with('?') { format!("/{target}") } else { target.to_string() };
+        let target = if target.starts_with('?') {
+            format!("/{target}")
+        } else {
+            target.to_string()
+        };
         if authority.is_empty() {
             return Err(bad("missing host"));
         }
         let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-                (h.trim_matches(['[', ']']).to_string(), p.parse().map_err(|_| bad("invalid port"))?)
-            }
+            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
+                h.trim_matches(['[', ']']).to_string(),
+                p.parse().map_err(|_| bad("invalid port"))?,
+            ),
             _ => (authority.to_string(), default_port),
         };
+        if host.is_empty() {
+            return Err(bad("missing host"));
+        }
         Ok(Self {
             tls,
             host,
@@ -73,8 +84,13 @@ mod tests {
 
     #[test]
     fn parses_venue_urls() {
-        let e = Endpoint::parse("wss://fstream.binance.com/public/stream?streams=btcusdt@depth@0ms").unwrap();
-        assert_eq!((e.tls, e.host.as_str(), e.port), (true, "fstream.binance.com", 443));
+        let e =
+            Endpoint::parse("wss://fstream.binance.com/public/stream?streams=btcusdt@depth@0ms")
+                .unwrap();
+        assert_eq!(
+            (e.tls, e.host.as_str(), e.port),
+            (true, "fstream.binance.com", 443)
+        );
         assert_eq!(e.target, "/public/stream?streams=btcusdt@depth@0ms");
         let e = Endpoint::parse("ws://127.0.0.1:9443").unwrap();
         assert_eq!((e.tls, e.port, e.target.as_str()), (false, 9443, "/"));

@@ -145,11 +145,16 @@ impl WsClient {
 
     /// Advances the connection. Each data message is passed to `on_frame(recv_ns, is_text, payload)`.
     /// An `Err` means the connection is finished (closed by the peer, failed, or timed out): drop it.
-    pub fn drive(&mut self, on_frame: &mut impl FnMut(u64, bool, &[u8])) -> Result<Progress, TransportError> {
+    pub fn drive(
+        &mut self,
+        on_frame: &mut impl FnMut(u64, bool, &[u8]),
+    ) -> Result<Progress, TransportError> {
         loop {
             match &mut self.state {
                 State::Connecting(tcp) => {
-                    let Some(sock) = tcp.as_ref() else { return Err(self.closed("lost socket")) };
+                    let Some(sock) = tcp.as_ref() else {
+                        return Err(self.closed("lost socket"));
+                    };
                     // Connected only when writable with no pending error and a peer address.
                     match sock.take_error() {
                         Ok(Some(e)) | Err(e) => return Err(self.connect_err(e)),
@@ -157,7 +162,10 @@ impl WsClient {
                     }
                     match sock.peer_addr() {
                         Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::NotConnected || e.kind() == io::ErrorKind::WouldBlock => {
+                        Err(e)
+                            if e.kind() == io::ErrorKind::NotConnected
+                                || e.kind() == io::ErrorKind::WouldBlock =>
+                        {
                             return Ok(Progress::Pending)
                         }
                         Err(e) => return Err(self.connect_err(e)),
@@ -168,7 +176,9 @@ impl WsClient {
                     self.start_handshake(io)?;
                 }
                 State::Handshaking(mid) => {
-                    let Some(m) = mid.take() else { return Err(self.closed("lost handshake")) };
+                    let Some(m) = mid.take() else {
+                        return Err(self.closed("lost handshake"));
+                    };
                     match m.handshake() {
                         Ok((ws, _resp)) => {
                             self.state = State::Open(Box::new(ws));
@@ -195,14 +205,17 @@ impl WsClient {
     fn wrap(&self, sock: TcpStream) -> Result<Io, TransportError> {
         match (&self.tls, self.endpoint.tls) {
             (Some(cfg), true) => {
-                let name = ServerName::try_from(self.endpoint.host.clone()).map_err(|e| TransportError::Tls {
-                    host: self.endpoint.host.clone(),
-                    why: e.to_string(),
+                let name = ServerName::try_from(self.endpoint.host.clone()).map_err(|e| {
+                    TransportError::Tls {
+                        host: self.endpoint.host.clone(),
+                        why: e.to_string(),
+                    }
                 })?;
-                let conn = ClientConnection::new(cfg.clone(), name).map_err(|e| TransportError::Tls {
-                    host: self.endpoint.host.clone(),
-                    why: e.to_string(),
-                })?;
+                let conn =
+                    ClientConnection::new(cfg.clone(), name).map_err(|e| TransportError::Tls {
+                        host: self.endpoint.host.clone(),
+                        why: e.to_string(),
+                    })?;
                 Ok(Io::Tls(Box::new(StreamOwned::new(conn, sock))))
             }
             _ => Ok(Io::Plain(sock)),
@@ -219,16 +232,25 @@ impl WsClient {
     }
 
     /// Reads until the socket would block (edge-triggered readiness requires draining).
-    fn read_all(&mut self, on_frame: &mut impl FnMut(u64, bool, &[u8])) -> Result<(), TransportError> {
-        let State::Open(ws) = &mut self.state else { return Ok(()) };
+    fn read_all(
+        &mut self,
+        on_frame: &mut impl FnMut(u64, bool, &[u8]),
+    ) -> Result<(), TransportError> {
+        let State::Open(ws) = &mut self.state else {
+            return Ok(());
+        };
         loop {
             match ws.read() {
-                Ok(Message::Text(t)) => on_frame(qalpha_engine::clock::now_ns(), true, t.as_bytes()),
+                Ok(Message::Text(t)) => {
+                    on_frame(qalpha_engine::clock::now_ns(), true, t.as_bytes())
+                }
                 Ok(Message::Binary(b)) => on_frame(qalpha_engine::clock::now_ns(), false, &b),
                 // tungstenite queues the pong itself; it goes out with the next flush.
                 Ok(Message::Ping(_)) | Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => {}
                 Ok(Message::Close(c)) => {
-                    let why = c.map(|c| format!("closed by server: {} {}", c.code, c.reason)).unwrap_or_else(|| "closed by server".into());
+                    let why = c
+                        .map(|c| format!("closed by server: {} {}", c.code, c.reason))
+                        .unwrap_or_else(|| "closed by server".into());
                     let _ = ws.flush();
                     self.state = State::Closed;
                     return Err(self.closed(&why));
@@ -263,7 +285,9 @@ impl WsClient {
 
     /// Sends a WebSocket ping (liveness probe; venues answer with a pong).
     pub fn send_ping(&mut self) -> Result<(), TransportError> {
-        let State::Open(ws) = &mut self.state else { return Ok(()) };
+        let State::Open(ws) = &mut self.state else {
+            return Ok(());
+        };
         match ws.write(Message::Ping(Vec::new().into())) {
             Ok(()) => {}
             Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -274,7 +298,9 @@ impl WsClient {
 
     /// Flushes queued frames; would-block leaves them queued for the next call.
     pub fn flush(&mut self) -> Result<(), TransportError> {
-        let State::Open(ws) = &mut self.state else { return Ok(()) };
+        let State::Open(ws) = &mut self.state else {
+            return Ok(());
+        };
         match ws.flush() {
             Ok(()) => Ok(()),
             Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),

@@ -304,7 +304,11 @@ mod tests {
             (LINKTYPE_LOOP, &null_be),
         ] {
             let s = seg(decode(lt, f));
-            assert_eq!(s.src, "127.0.0.1:5000".parse().unwrap(), "{lt}");
+            assert_eq!(
+                s.src,
+                "127.0.0.1:5000".parse::<SocketAddr>().unwrap(),
+                "{lt}"
+            );
             assert_eq!(s.dst.port(), 80);
             assert_eq!(
                 (s.seq, s.ack, s.payload, s.missing),
@@ -325,7 +329,7 @@ mod tests {
         assert_eq!((s.payload.len(), s.missing), (70, 30));
         let ip6 = ipv6_tcp(1, 443, 2, 60000, b"x");
         let s = seg(decode(LINKTYPE_RAW, &ip6));
-        assert_eq!(s.src, "[::1]:443".parse().unwrap());
+        assert_eq!(s.src, "[::1]:443".parse::<SocketAddr>().unwrap());
         assert_eq!(s.payload, b"x");
     }
 

@@ -450,9 +450,9 @@ mod tests {
             &mut h,
             &[
                 seg(isn, SYN, b""),
-                seg(isn.wrapping_add(4), ACK, b"cd"),
+                seg(isn.wrapping_add(3), ACK, b"cd"),
                 seg(isn.wrapping_add(1), ACK, b"ab"),
-                seg(isn.wrapping_add(3), ACK, b"b"),
+                seg(isn.wrapping_add(2), ACK, b"b"),
             ],
         );
         assert_eq!(data(&out), b"abcd");

@@ -61,7 +61,11 @@ impl ExchangeBook {
     }
 
     /// Applies `[["p","q"],…]` from a JSON value (capture frames).
-    pub fn apply_json_levels(&mut self, bid: bool, levels: &serde_json::Value) -> Result<(), String> {
+    pub fn apply_json_levels(
+        &mut self,
+        bid: bool,
+        levels: &serde_json::Value,
+    ) -> Result<(), String> {
         let arr = levels.as_array().ok_or("levels are not an array")?;
         for l in arr {
             let p = l.get(0).and_then(|v| v.as_str()).ok_or("bad level")?;

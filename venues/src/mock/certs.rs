@@ -34,11 +34,15 @@ impl MockCerts {
 
         let srv_key = KeyPair::generate().map_err(e)?;
         let mut srv_params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).map_err(e)?;
-        srv_params.distinguished_name.push(DnType::CommonName, "localhost");
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .map_err(e)?;
+        srv_params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
         let srv_cert = srv_params.signed_by(&srv_key, &issuer).map_err(e)?;
 
-        let chain: Vec<CertificateDer<'static>> = vec![srv_cert.der().clone(), ca_cert.der().clone()];
+        let chain: Vec<CertificateDer<'static>> =
+            vec![srv_cert.der().clone(), ca_cert.der().clone()];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(srv_key.serialize_der()));
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let server_config = ServerConfig::builder_with_provider(provider)
@@ -55,9 +59,11 @@ impl MockCerts {
 
     /// Writes `dir/ca.pem` and returns its path.
     pub fn write_ca(&self, dir: &Path) -> Result<PathBuf, MockError> {
-        std::fs::create_dir_all(dir).map_err(|e| MockError::Io(format!("create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| MockError::Io(format!("create {}: {e}", dir.display())))?;
         let path = dir.join("ca.pem");
-        std::fs::write(&path, &self.ca_pem).map_err(|e| MockError::Io(format!("write {}: {e}", path.display())))?;
+        std::fs::write(&path, &self.ca_pem)
+            .map_err(|e| MockError::Io(format!("write {}: {e}", path.display())))?;
         Ok(path)
     }
 }

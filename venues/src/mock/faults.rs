@@ -55,7 +55,9 @@ impl FaultSpec {
     pub fn parse(spec: &str) -> Result<Self, MockError> {
         let mut f = FaultSpec::default();
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let bad = |why: &str| MockError::Config(format!("--faults item {item:?}: {why}; {FAULT_HELP}"));
+            let bad = |why: &str| {
+                MockError::Config(format!("--faults item {item:?}: {why}; {FAULT_HELP}"))
+            };
             let (k, v) = item.split_once('=').unwrap_or((item, ""));
             let prob = || -> Result<f64, MockError> {
                 let p: f64 = v.parse().map_err(|_| bad("expected a probability"))?;
@@ -66,7 +68,10 @@ impl FaultSpec {
                 }
             };
             match k {
-                "disconnect-every" => f.disconnect_every = Some(parse_duration(v).ok_or_else(|| bad("expected a duration"))?),
+                "disconnect-every" => {
+                    f.disconnect_every =
+                        Some(parse_duration(v).ok_or_else(|| bad("expected a duration"))?)
+                }
                 "drop-diff" => f.drop_diff = prob()?,
                 "duplicate" => f.duplicate = prob()?,
                 "reorder" => f.reorder = prob()?,
@@ -99,11 +104,17 @@ mod tests {
         .unwrap();
         assert_eq!(f.disconnect_every, Some(Duration::from_secs(4)));
         assert_eq!((f.drop_diff, f.fragment), (0.002, 0.01));
-        assert_eq!(f.stall, Some((Duration::from_secs(2), Duration::from_secs(10))));
+        assert_eq!(
+            f.stall,
+            Some((Duration::from_secs(2), Duration::from_secs(10)))
+        );
         assert!(f.ping_timeout);
         assert_eq!(FaultSpec::parse("").unwrap(), FaultSpec::default());
         assert!(FaultSpec::parse("drop-diff=2").is_err());
-        assert!(FaultSpec::parse("explode").unwrap_err().to_string().contains("unknown fault"));
+        assert!(FaultSpec::parse("explode")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown fault"));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
     }
 }

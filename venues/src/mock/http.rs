@@ -14,7 +14,10 @@ pub struct Request {
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn path(&self) -> &str {
@@ -24,11 +27,13 @@ impl Request {
     /// A query parameter's value.
     pub fn query(&self, name: &str) -> Option<&str> {
         let q = self.target.split_once('?')?.1;
-        q.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
     }
 
     pub fn is_websocket_upgrade(&self) -> bool {
-        self.header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+        self.header("upgrade")
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
     }
 }
 
@@ -39,7 +44,10 @@ pub fn read_request<S: Read>(s: &mut S) -> std::io::Result<Request> {
     // Byte-wise so nothing after the head (the first WebSocket frame) is consumed here.
     while !buf.ends_with(b"\r\n\r\n") {
         if s.read(&mut byte)? == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed before request"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed before request",
+            ));
         }
         buf.push(byte[0]);
         if buf.len() > 16 * 1024 {
@@ -55,11 +63,21 @@ pub fn read_request<S: Read>(s: &mut S) -> std::io::Result<Request> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    Ok(Request { method, target, headers })
+    Ok(Request {
+        method,
+        target,
+        headers,
+    })
 }
 
 /// Writes a complete response with a JSON (or text) body.
-pub fn respond<S: Write>(s: &mut S, status: u16, reason: &str, extra_headers: &[(&str, String)], body: &[u8]) -> std::io::Result<()> {
+pub fn respond<S: Write>(
+    s: &mut S,
+    status: u16,
+    reason: &str,
+    extra_headers: &[(&str, String)],
+    body: &[u8],
+) -> std::io::Result<()> {
     let mut head = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()

@@ -148,7 +148,10 @@ mod tests {
     fn stream_keys_and_routes() {
         assert_eq!(binance_stream_key("btcusdt@depth@0ms"), "btcusdt@depth");
         assert_eq!(binance_stream_key("BTCUSDT@depth@100ms"), "btcusdt@depth");
-        assert_eq!(binance_stream_key("btcusdt@depth20@100ms"), "btcusdt@depth20@100ms");
+        assert_eq!(
+            binance_stream_key("btcusdt@depth20@100ms"),
+            "btcusdt@depth20@100ms"
+        );
         assert_eq!(binance_route_of("btcusdt@bookTicker"), "public");
         assert_eq!(binance_route_of("btcusdt@aggTrade"), "market");
         assert_eq!(binance_route_of("btcusdt@markPrice@1s"), "market");
@@ -160,7 +163,13 @@ mod tests {
         let (_, rx) = hub.subscribe();
         hub.publish(
             "BTCUSDT",
-            TapeFrame { key: "k".into(), body: "{}".into(), is_diff: true, topic_u: 0, recv_ns: 0 },
+            TapeFrame {
+                key: "k".into(),
+                body: "{}".into(),
+                is_diff: true,
+                topic_u: 0,
+                recv_ns: 0,
+            },
             |s| s.last_update_id = 7,
         );
         assert_eq!(rx.try_recv().unwrap().key, "k");

@@ -80,15 +80,22 @@ pub struct MockExchange {
 impl MockExchange {
     /// Binds, prepares the market and starts serving.
     pub fn start(opts: MockOptions) -> Result<Self, MockError> {
-        let listener = TcpListener::bind(opts.listen).map_err(|e| MockError::Io(format!("bind {}: {e}", opts.listen)))?;
-        let addr = listener.local_addr().map_err(|e| MockError::Io(e.to_string()))?;
+        let listener = TcpListener::bind(opts.listen)
+            .map_err(|e| MockError::Io(format!("bind {}: {e}", opts.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| MockError::Io(e.to_string()))?;
         let (tls, ca_pem, ca_file) = if opts.tls {
             let certs = certs::MockCerts::generate()?;
             let file = match &opts.cert_out {
                 Some(dir) => Some(certs.write_ca(dir)?),
                 None => None,
             };
-            (Some(certs.server_config.clone()), Some(certs.ca_pem.clone()), file)
+            (
+                Some(certs.server_config.clone()),
+                Some(certs.ca_pem.clone()),
+                file,
+            )
         } else {
             (None, None, None)
         };
@@ -109,7 +116,9 @@ impl MockExchange {
             }
             MarketSource::Synthetic(spec) => {
                 let (hub, stop) = (hub.clone(), stop.clone());
-                threads.push(spawn("mock-synthetic", move || synthetic::run(venue, spec, hub, speed, &stop))?);
+                threads.push(spawn("mock-synthetic", move || {
+                    synthetic::run(venue, spec, hub, speed, &stop)
+                })?);
             }
         }
         let ctx = Arc::new(server::Ctx {
@@ -123,7 +132,9 @@ impl MockExchange {
             seed: opts.seed,
             weight: Mutex::new((Instant::now(), 0)),
         });
-        threads.push(spawn("mock-listener", move || server::serve(listener, ctx))?);
+        threads.push(spawn("mock-listener", move || {
+            server::serve(listener, ctx)
+        })?);
         Ok(Self {
             addr,
             ca_pem,

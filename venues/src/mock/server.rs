@@ -119,7 +119,9 @@ pub fn serve(listener: TcpListener, ctx: Arc<Ctx>) {
                         }
                     });
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(1)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
             Err(e) => {
                 tracing::warn!("mock accept: {e}");
                 std::thread::sleep(Duration::from_millis(10));
@@ -168,7 +170,13 @@ fn rest(io: &mut ServerIo, req: &Request, ctx: &Ctx) -> std::io::Result<()> {
             };
             let hdr = [("X-MBX-USED-WEIGHT-1M", used.to_string())];
             if used > 2400 {
-                return respond(io, 429, "Too Many Requests", &hdr, br#"{"code":-1003,"msg":"Too many requests."}"#);
+                return respond(
+                    io,
+                    429,
+                    "Too Many Requests",
+                    &hdr,
+                    br#"{"code":-1003,"msg":"Too many requests."}"#,
+                );
             }
             let body = ctx.hub.with_symbol(&symbol, |s| {
                 s.map(|s| {
@@ -184,11 +192,20 @@ fn rest(io: &mut ServerIo, req: &Request, ctx: &Ctx) -> std::io::Result<()> {
             });
             match body {
                 Some(b) => respond(io, 200, "OK", &hdr, b.as_bytes()),
-                None => respond(io, 400, "Bad Request", &hdr, br#"{"code":-1121,"msg":"Invalid symbol."}"#),
+                None => respond(
+                    io,
+                    400,
+                    "Bad Request",
+                    &hdr,
+                    br#"{"code":-1121,"msg":"Invalid symbol."}"#,
+                ),
             }
         }
         (Venue::BinanceUsdm, "/fapi/v1/time") => {
-            let body = format!("{{\"serverTime\":{}}}", qalpha_engine::clock::now_ns() / 1_000_000);
+            let body = format!(
+                "{{\"serverTime\":{}}}",
+                qalpha_engine::clock::now_ns() / 1_000_000
+            );
             respond(io, 200, "OK", &[], body.as_bytes())
         }
         (Venue::BybitLinear, "/v5/market/orderbook") => {
@@ -210,7 +227,13 @@ fn rest(io: &mut ServerIo, req: &Request, ctx: &Ctx) -> std::io::Result<()> {
             let body = body.unwrap_or_else(|| "{\"retCode\":10001,\"retMsg\":\"params error: symbol invalid\",\"result\":{},\"retExtInfo\":{},\"time\":0}".into());
             respond(io, 200, "OK", &[], body.as_bytes())
         }
-        _ => respond(io, 404, "Not Found", &[], br#"{"code":-1,"msg":"not found"}"#),
+        _ => respond(
+            io,
+            404,
+            "Not Found",
+            &[],
+            br#"{"code":-1,"msg":"not found"}"#,
+        ),
     }
 }
 
@@ -256,7 +279,12 @@ fn websocket(mut io: ServerIo, req: Request, ctx: &Ctx, n: u64) -> std::io::Resu
             subs.route = route;
             if rest == "/stream" {
                 subs.combined = true;
-                for s in req.query("streams").unwrap_or("").split('/').filter(|s| !s.is_empty()) {
+                for s in req
+                    .query("streams")
+                    .unwrap_or("")
+                    .split('/')
+                    .filter(|s| !s.is_empty())
+                {
                     subs.binance_add(s);
                 }
             } else if let Some(list) = rest.strip_prefix("/ws") {
@@ -309,7 +337,7 @@ fn pump(
 ) -> std::io::Result<()> {
     let opened = Instant::now();
     let mut rng = Rng::new(ctx.seed ^ (n + 1).wrapping_mul(0x9E37_79B9));
-    let mut held: Option<String> = None;
+    let mut held: Option<(String, String)> = None;
     let mut silenced = false;
     let f = &ctx.faults;
     loop {
@@ -366,7 +394,8 @@ fn pump(
                 Ok(Message::Close(_)) => return Ok(()),
                 Ok(_) => {} // pings are answered by tungstenite on the next flush
                 Err(e) if would_block(&e) => break,
-                Err(tungstenite::Error::ConnectionClosed) | Err(tungstenite::Error::AlreadyClosed) => return Ok(()),
+                Err(tungstenite::Error::ConnectionClosed)
+                | Err(tungstenite::Error::AlreadyClosed) => return Ok(()),
                 Err(e) => return Err(std::io::Error::other(e.to_string())),
             }
         }
@@ -374,7 +403,10 @@ fn pump(
 }
 
 fn wanted(frame: &super::market::TapeFrame, subs: &Subs) -> Option<(String, u64)> {
-    subs.items.iter().find(|i| i.0 == frame.key).map(|i| (i.1.clone(), i.2))
+    subs.items
+        .iter()
+        .find(|i| i.0 == frame.key)
+        .map(|i| (i.1.clone(), i.2))
 }
 
 fn deliver(
@@ -383,11 +415,15 @@ fn deliver(
     subs: &Subs,
     ctx: &Ctx,
     rng: &mut Rng,
-    held: &mut Option<String>,
+    held: &mut Option<(String, String)>,
 ) -> std::io::Result<()> {
-    let Some((name, snap_u)) = wanted(frame, subs) else { return Ok(()) };
+    let Some((name, snap_u)) = wanted(frame, subs) else {
+        return Ok(());
+    };
     let text = match ctx.venue {
-        Venue::BinanceUsdm if subs.combined => format!("{{\"stream\":\"{name}\",\"data\":{}}}", frame.body),
+        Venue::BinanceUsdm if subs.combined => {
+            format!("{{\"stream\":\"{name}\",\"data\":{}}}", frame.body)
+        }
         Venue::BinanceUsdm => frame.body.clone(),
         Venue::BybitLinear => {
             if frame.is_diff && frame.topic_u <= snap_u {
@@ -402,9 +438,10 @@ fn deliver(
         c.dropped_diffs.fetch_add(1, Ordering::Relaxed);
         return Ok(());
     }
+    // Reorder within a stream: hold this frame back until the next frame of the same stream is sent.
     if rng.chance(f.reorder) && held.is_none() {
         c.reordered.fetch_add(1, Ordering::Relaxed);
-        *held = Some(text);
+        *held = Some((frame.key.clone(), text));
         return Ok(());
     }
     let copies = if rng.chance(f.duplicate) {
@@ -417,29 +454,56 @@ fn deliver(
         if rng.chance(f.malformed) {
             c.malformed.fetch_add(1, Ordering::Relaxed);
             let cut = text.len() / 2;
-            let cut = (0..=cut).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+            let cut = (0..=cut)
+                .rev()
+                .find(|i| text.is_char_boundary(*i))
+                .unwrap_or(0);
             send(ws, Message::text(text[..cut].to_string()))?;
         } else if rng.chance(f.fragment) && text.len() > 8 {
             c.fragmented.fetch_add(1, Ordering::Relaxed);
             let b = text.as_bytes();
             let (a, rest) = b.split_at(b.len() / 3);
             let (m, z) = rest.split_at(rest.len() / 2);
-            send(ws, Message::Frame(Frame::message(a.to_vec(), OpCode::Data(Data::Text), false)))?;
-            send(ws, Message::Frame(Frame::message(m.to_vec(), OpCode::Data(Data::Continue), false)))?;
-            send(ws, Message::Frame(Frame::message(z.to_vec(), OpCode::Data(Data::Continue), true)))?;
+            send(
+                ws,
+                Message::Frame(Frame::message(a.to_vec(), OpCode::Data(Data::Text), false)),
+            )?;
+            send(
+                ws,
+                Message::Frame(Frame::message(
+                    m.to_vec(),
+                    OpCode::Data(Data::Continue),
+                    false,
+                )),
+            )?;
+            send(
+                ws,
+                Message::Frame(Frame::message(
+                    z.to_vec(),
+                    OpCode::Data(Data::Continue),
+                    true,
+                )),
+            )?;
         } else {
             send(ws, Message::text(text.clone()))?;
         }
         c.frames_sent.fetch_add(1, Ordering::Relaxed);
     }
-    if let Some(h) = held.take() {
-        send(ws, Message::text(h))?;
-        c.frames_sent.fetch_add(1, Ordering::Relaxed);
+    if held.as_ref().is_some_and(|(k, _)| *k == frame.key) {
+        if let Some((_, h)) = held.take() {
+            send(ws, Message::text(h))?;
+            c.frames_sent.fetch_add(1, Ordering::Relaxed);
+        }
     }
     Ok(())
 }
 
-fn on_client_text(ws: &mut WebSocket<ServerIo>, text: &str, subs: &mut Subs, ctx: &Ctx) -> std::io::Result<()> {
+fn on_client_text(
+    ws: &mut WebSocket<ServerIo>,
+    text: &str,
+    subs: &mut Subs,
+    ctx: &Ctx,
+) -> std::io::Result<()> {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
         return send(ws, Message::text(r#"{"code":3,"msg":"Invalid JSON"}"#));
     };
@@ -448,7 +512,11 @@ fn on_client_text(ws: &mut WebSocket<ServerIo>, text: &str, subs: &mut Subs, ctx
             let id = v.get("id").cloned().unwrap_or(serde_json::Value::Null);
             let params: Vec<String> = v["params"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default();
             match v["method"].as_str() {
                 Some("SUBSCRIBE") => {
@@ -456,17 +524,33 @@ fn on_client_text(ws: &mut WebSocket<ServerIo>, text: &str, subs: &mut Subs, ctx
                         subs.binance_add(p);
                     }
                     ctx.hub.has_subscriber.store(true, Ordering::Release);
-                    send(ws, Message::text(format!("{{\"result\":null,\"id\":{id}}}")))
+                    send(
+                        ws,
+                        Message::text(format!("{{\"result\":null,\"id\":{id}}}")),
+                    )
                 }
                 Some("UNSUBSCRIBE") => {
-                    subs.items.retain(|i| !params.iter().any(|p| binance_stream_key(p) == i.0));
-                    send(ws, Message::text(format!("{{\"result\":null,\"id\":{id}}}")))
+                    subs.items
+                        .retain(|i| !params.iter().any(|p| binance_stream_key(p) == i.0));
+                    send(
+                        ws,
+                        Message::text(format!("{{\"result\":null,\"id\":{id}}}")),
+                    )
                 }
                 Some("LIST_SUBSCRIPTIONS") => {
-                    let names: Vec<String> = subs.items.iter().map(|i| format!("\"{}\"", i.1)).collect();
-                    send(ws, Message::text(format!("{{\"result\":[{}],\"id\":{id}}}", names.join(","))))
+                    let names: Vec<String> =
+                        subs.items.iter().map(|i| format!("\"{}\"", i.1)).collect();
+                    send(
+                        ws,
+                        Message::text(format!("{{\"result\":[{}],\"id\":{id}}}", names.join(","))),
+                    )
                 }
-                _ => send(ws, Message::text(format!("{{\"code\":2,\"msg\":\"Invalid request: unknown method\",\"id\":{id}}}"))),
+                _ => send(
+                    ws,
+                    Message::text(format!(
+                        "{{\"code\":2,\"msg\":\"Invalid request: unknown method\",\"id\":{id}}}"
+                    )),
+                ),
             }
         }
         Venue::BybitLinear => {

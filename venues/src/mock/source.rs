@@ -32,7 +32,14 @@ enum BookUpdate {
     /// Binance diff: levels and its final update id.
     BinanceDiff { json: String, u: u64, exch_ms: u64 },
     /// Bybit orderbook snapshot (replace) or delta.
-    Bybit { json: String, topic: String, snapshot: bool, u: u64, seq: u64, ts: u64 },
+    Bybit {
+        json: String,
+        topic: String,
+        snapshot: bool,
+        u: u64,
+        seq: u64,
+        ts: u64,
+    },
 }
 
 /// `{"stream":"X","data":{...}}` → (X, the data text); raw events → (None, whole).
@@ -62,12 +69,19 @@ impl CaptureTape {
         let mut snapshot: Option<(String, u64, serde_json::Value)> = None;
         let mut stream_frames = Vec::new();
         for rec in r.records() {
-            let Ok(text) = std::str::from_utf8(rec.payload) else { continue };
+            let Ok(text) = std::str::from_utf8(rec.payload) else {
+                continue;
+            };
             match rec.kind {
                 RecordKind::RestResponse if snapshot.is_none() => {
                     let sym = r
                         .connection(rec.conn_id)
-                        .and_then(|c| c.url.split("symbol=").nth(1).map(|s| s.split('&').next().unwrap_or("").to_ascii_uppercase()))
+                        .and_then(|c| {
+                            c.url
+                                .split("symbol=")
+                                .nth(1)
+                                .map(|s| s.split('&').next().unwrap_or("").to_ascii_uppercase())
+                        })
                         .unwrap_or_default();
                     if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
                         if let Some(l) = v.get("lastUpdateId").and_then(|x| x.as_u64()) {
@@ -79,8 +93,11 @@ impl CaptureTape {
                 _ => {}
             }
         }
-        let (sym, last_id, snap) =
-            snapshot.ok_or_else(|| MockError::Config("the capture has no REST depth snapshot to seed the mock's book".into()))?;
+        let (sym, last_id, snap) = snapshot.ok_or_else(|| {
+            MockError::Config(
+                "the capture has no REST depth snapshot to seed the mock's book".into(),
+            )
+        })?;
         let mut seed = SymbolState::default();
         seed.book
             .apply_json_levels(true, &snap["bids"])
@@ -104,7 +121,10 @@ impl CaptureTape {
                 }
             });
             let symbol = v["s"].as_str().unwrap_or(&sym).to_ascii_uppercase();
-            let is_diff = v["e"] == "depthUpdate" && !stream.contains("@depth5") && !stream.contains("@depth10") && !stream.contains("@depth20");
+            let is_diff = v["e"] == "depthUpdate"
+                && !stream.contains("@depth5")
+                && !stream.contains("@depth10")
+                && !stream.contains("@depth20");
             let mut update = None;
             if is_diff {
                 let (first, u) = (v["U"].as_u64().unwrap_or(0), v["u"].as_u64().unwrap_or(0));
@@ -134,7 +154,9 @@ impl CaptureTape {
             frames.push((symbol, frame, update));
         }
         if !bridged {
-            return Err(MockError::Config("no diff in the capture bridges its snapshot".into()));
+            return Err(MockError::Config(
+                "no diff in the capture bridges its snapshot".into(),
+            ));
         }
         Ok(Self {
             venue: Venue::BinanceUsdm,
@@ -149,9 +171,15 @@ impl CaptureTape {
             if rec.kind != RecordKind::WsText {
                 continue;
             }
-            let Ok(text) = std::str::from_utf8(rec.payload) else { continue };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else { continue };
-            let Some(topic) = v["topic"].as_str() else { continue };
+            let Ok(text) = std::str::from_utf8(rec.payload) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+                continue;
+            };
+            let Some(topic) = v["topic"].as_str() else {
+                continue;
+            };
             let symbol = topic.rsplit('.').next().unwrap_or("").to_string();
             let is_book = topic.starts_with("orderbook.");
             let snapshot = v["type"] == "snapshot";
@@ -174,7 +202,9 @@ impl CaptureTape {
             frames.push((symbol, frame, update));
         }
         if frames.is_empty() {
-            return Err(MockError::Config("the capture holds no Bybit topic frames".into()));
+            return Err(MockError::Config(
+                "the capture holds no Bybit topic frames".into(),
+            ));
         }
         Ok(Self {
             venue: Venue::BybitLinear,
@@ -209,7 +239,8 @@ impl CaptureTape {
                 return;
             }
             if let Speed::Factor(f) = speed {
-                let due = Duration::from_nanos((frame.recv_ns.saturating_sub(t0) as f64 / f) as u64);
+                let due =
+                    Duration::from_nanos((frame.recv_ns.saturating_sub(t0) as f64 / f) as u64);
                 let now = w0.elapsed();
                 if due > now {
                     std::thread::sleep(due - now);
@@ -232,7 +263,14 @@ fn apply(s: &mut SymbolState, update: Option<BookUpdate>) {
             s.last_update_id = u;
             s.last_ms = exch_ms;
         }
-        Some(BookUpdate::Bybit { json, topic, snapshot, u, seq, ts }) => {
+        Some(BookUpdate::Bybit {
+            json,
+            topic,
+            snapshot,
+            u,
+            seq,
+            ts,
+        }) => {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&json) {
                 if snapshot {
                     s.book.clear();

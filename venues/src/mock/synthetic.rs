@@ -99,8 +99,10 @@ impl Gen {
             s.book.set(false, px(*p), qty(*q));
         }
         s.last_update_id = self.update_id;
-        s.topic_u.insert(format!("orderbook.50.{}", self.sym), self.bybit_u);
-        s.topic_u.insert(format!("orderbook.1.{}", self.sym), self.bybit_u1);
+        s.topic_u
+            .insert(format!("orderbook.50.{}", self.sym), self.bybit_u);
+        s.topic_u
+            .insert(format!("orderbook.1.{}", self.sym), self.bybit_u1);
         s.seq = self.seq;
         s.last_ms = self.ms;
         s
@@ -113,12 +115,22 @@ impl Gen {
             self.mid += if self.rng.chance(0.5) { 1 } else { -1 };
             // Keep bids strictly below and asks strictly above the mid, DEPTH levels each.
             let (lo, hi) = (self.mid - DEPTH, self.mid + DEPTH);
-            let stale_b: Vec<i64> = self.bids.keys().copied().filter(|p| *p >= self.mid || *p < lo).collect();
+            let stale_b: Vec<i64> = self
+                .bids
+                .keys()
+                .copied()
+                .filter(|p| *p >= self.mid || *p < lo)
+                .collect();
             for p in stale_b {
                 self.bids.remove(&p);
                 changes.push((true, p, 0));
             }
-            let stale_a: Vec<i64> = self.asks.keys().copied().filter(|p| *p <= self.mid || *p > hi).collect();
+            let stale_a: Vec<i64> = self
+                .asks
+                .keys()
+                .copied()
+                .filter(|p| *p <= self.mid || *p > hi)
+                .collect();
             for p in stale_a {
                 self.asks.remove(&p);
                 changes.push((false, p, 0));
@@ -128,7 +140,11 @@ impl Gen {
             let bid = self.rng.chance(0.5);
             let k = self.rng.range(1, DEPTH);
             let p = if bid { self.mid - k } else { self.mid + k };
-            let q = if self.rng.chance(0.1) { 0 } else { self.rng.range(1, 5000) };
+            let q = if self.rng.chance(0.1) {
+                0
+            } else {
+                self.rng.range(1, 5000)
+            };
             let side = if bid { &mut self.bids } else { &mut self.asks };
             if q == 0 {
                 side.remove(&p);
@@ -175,8 +191,18 @@ impl Gen {
     }
 
     fn best(&self) -> ((i64, i64), (i64, i64)) {
-        let b = self.bids.iter().next_back().map(|(p, q)| (*p, *q)).unwrap_or((0, 0));
-        let a = self.asks.iter().next().map(|(p, q)| (*p, *q)).unwrap_or((0, 0));
+        let b = self
+            .bids
+            .iter()
+            .next_back()
+            .map(|(p, q)| (*p, *q))
+            .unwrap_or((0, 0));
+        let a = self
+            .asks
+            .iter()
+            .next()
+            .map(|(p, q)| (*p, *q))
+            .unwrap_or((0, 0));
         (b, a)
     }
 
@@ -206,7 +232,13 @@ impl Gen {
                     Self::levels(&changes, true),
                     Self::levels(&changes, false)
                 );
-                let frame = TapeFrame { key: format!("{lsym}@depth"), body, is_diff: true, topic_u: 0, recv_ns: 0 };
+                let frame = TapeFrame {
+                    key: format!("{lsym}@depth"),
+                    body,
+                    is_diff: true,
+                    topic_u: 0,
+                    recv_ns: 0,
+                };
                 hub.publish(&sym, frame, |s| {
                     apply(s, &changes);
                     s.last_update_id = u;
@@ -218,7 +250,17 @@ impl Gen {
                     px(ap),
                     qty(aq)
                 );
-                hub.publish(&sym, TapeFrame { key: format!("{lsym}@bookticker"), body, is_diff: false, topic_u: 0, recv_ns: 0 }, |_| {});
+                hub.publish(
+                    &sym,
+                    TapeFrame {
+                        key: format!("{lsym}@bookticker"),
+                        body,
+                        is_diff: false,
+                        topic_u: 0,
+                        recv_ns: 0,
+                    },
+                    |_| {},
+                );
                 if self.rng.chance(0.3) {
                     self.trade_id += 1;
                     let buyer_maker = self.rng.chance(0.5);
@@ -229,7 +271,17 @@ impl Gen {
                         px(p),
                         qty(self.rng.range(1, 500))
                     );
-                    hub.publish(&sym, TapeFrame { key: format!("{lsym}@trade"), body, is_diff: false, topic_u: 0, recv_ns: 0 }, |_| {});
+                    hub.publish(
+                        &sym,
+                        TapeFrame {
+                            key: format!("{lsym}@trade"),
+                            body,
+                            is_diff: false,
+                            topic_u: 0,
+                            recv_ns: 0,
+                        },
+                        |_| {},
+                    );
                 }
                 if self.step % 200 == 0 {
                     let body = format!(
@@ -238,7 +290,17 @@ impl Gen {
                         px(self.mid),
                         (ms / 28_800_000 + 1) * 28_800_000
                     );
-                    hub.publish(&sym, TapeFrame { key: format!("{lsym}@markprice@1s"), body, is_diff: false, topic_u: 0, recv_ns: 0 }, |_| {});
+                    hub.publish(
+                        &sym,
+                        TapeFrame {
+                            key: format!("{lsym}@markprice@1s"),
+                            body,
+                            is_diff: false,
+                            topic_u: 0,
+                            recv_ns: 0,
+                        },
+                        |_| {},
+                    );
                 }
             }
             Venue::BybitLinear => {
@@ -252,11 +314,21 @@ impl Gen {
                     Self::levels(&changes, false)
                 );
                 let t2 = topic.clone();
-                hub.publish(&sym, TapeFrame { key: topic, body, is_diff: true, topic_u: u, recv_ns: 0 }, |s| {
-                    apply(s, &changes);
-                    s.topic_u.insert(t2, u);
-                    s.seq = seq;
-                });
+                hub.publish(
+                    &sym,
+                    TapeFrame {
+                        key: topic,
+                        body,
+                        is_diff: true,
+                        topic_u: u,
+                        recv_ns: 0,
+                    },
+                    |s| {
+                        apply(s, &changes);
+                        s.topic_u.insert(t2, u);
+                        s.seq = seq;
+                    },
+                );
                 self.bybit_u1 += 1;
                 let u1 = self.bybit_u1;
                 let topic1 = format!("orderbook.1.{sym}");
@@ -268,9 +340,19 @@ impl Gen {
                     qty(aq)
                 );
                 let t1 = topic1.clone();
-                hub.publish(&sym, TapeFrame { key: topic1, body, is_diff: false, topic_u: u1, recv_ns: 0 }, |s| {
-                    s.topic_u.insert(t1, u1);
-                });
+                hub.publish(
+                    &sym,
+                    TapeFrame {
+                        key: topic1,
+                        body,
+                        is_diff: false,
+                        topic_u: u1,
+                        recv_ns: 0,
+                    },
+                    |s| {
+                        s.topic_u.insert(t1, u1);
+                    },
+                );
                 if self.rng.chance(0.3) {
                     self.trade_id += 1;
                     let buy = self.rng.chance(0.5);
@@ -282,7 +364,17 @@ impl Gen {
                         px(p),
                         self.trade_id
                     );
-                    hub.publish(&sym, TapeFrame { key: format!("publicTrade.{sym}"), body, is_diff: false, topic_u: 0, recv_ns: 0 }, |_| {});
+                    hub.publish(
+                        &sym,
+                        TapeFrame {
+                            key: format!("publicTrade.{sym}"),
+                            body,
+                            is_diff: false,
+                            topic_u: 0,
+                            recv_ns: 0,
+                        },
+                        |_| {},
+                    );
                 }
                 if self.step % 50 == 0 {
                     let body = format!(
@@ -294,7 +386,17 @@ impl Gen {
                         px(ap),
                         qty(aq)
                     );
-                    hub.publish(&sym, TapeFrame { key: format!("tickers.{sym}"), body, is_diff: false, topic_u: 0, recv_ns: 0 }, |_| {});
+                    hub.publish(
+                        &sym,
+                        TapeFrame {
+                            key: format!("tickers.{sym}"),
+                            body,
+                            is_diff: false,
+                            topic_u: 0,
+                            recv_ns: 0,
+                        },
+                        |_| {},
+                    );
                 }
             }
         }
