@@ -11,6 +11,16 @@ for comp in rustfmt clippy; do
   fi
 done
 
+# The pcap interop tests (tools/tests/pcap_interop.rs) run Debian's tcpdump and tshark; they skip
+# with a message when these are missing, so a failed install only warns.
+if ! command -v tshark >/dev/null || ! command -v tcpdump >/dev/null; then
+  sudo=()
+  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then sudo=(sudo); fi
+  { "${sudo[@]}" apt-get update -qq &&
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark tcpdump; } ||
+    echo "warning: could not install tshark/tcpdump; the pcap interop tests will skip"
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"

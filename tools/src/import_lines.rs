@@ -6,6 +6,8 @@
 //! ms or s, with an optional fractional part and trailing `:` as cryptofeed writes them). The REST
 //! depth snapshot line (`{"lastUpdateId":…}`) becomes a REST-response record on its own connection.
 //! Several files are concatenated in the order given, as one continuous connection.
+//! With `--venue bybit` the lines are Bybit v5 public frames ([`crate::import_bybit`]): no REST
+//! records, one connection to the public linear stream.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};

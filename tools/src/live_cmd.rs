@@ -149,6 +149,8 @@ pub struct RecordReport {
     pub connects: u64,
     pub disconnects: u64,
     pub liveness_timeouts: u64,
+    /// Planned connection rotations (before Binance's 24 h cut-off) completed without a gap.
+    pub rotations: u64,
     pub snapshot_requests: u64,
     pub snapshot_failures: u64,
     pub gaps: u64,
@@ -314,9 +316,10 @@ pub fn record(
     let mut rep = RecordReport::default();
     for (live, dec, sync, fc, bybit) in res_rx.iter() {
         rep.frames += live.frames;
-        rep.connects += live.connects;
+        rep.connects += live.connects + live.rotations + live.rotations_abandoned;
         rep.disconnects += live.disconnects;
         rep.liveness_timeouts += live.liveness_timeouts;
+        rep.rotations += live.rotations;
         rep.snapshot_requests += live.snapshot_requests;
         rep.snapshot_failures += live.snapshot_failures;
         rep.decoded += dec.decoded;

@@ -392,7 +392,7 @@ fn plain_and_gzip_archives_import_like_the_zip() {
     }
     for src in [plain, gz] {
         let out = tmp.path().join("again.qcap");
-        import_archive(&[src.clone()], &out, &ArchiveOptions::default()).unwrap();
+        import_archive(std::slice::from_ref(&src), &out, &ArchiveOptions::default()).unwrap();
         assert_eq!(records(&out), from_zip, "{}", src.display());
     }
     // Two inputs are concatenated; `--max-frames` cuts a sample.

@@ -372,3 +372,39 @@ ca_file = "{ca2}"
     let venues: Vec<_> = rec.connections().iter().filter_map(|c| c.venue).collect();
     assert!(venues.contains(&Venue::BinanceUsdm) && venues.contains(&Venue::BybitLinear));
 }
+
+#[test]
+fn planned_rotation_switches_connections_without_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mock(
+        Venue::BinanceUsdm,
+        synthetic(),
+        Speed::Factor(5.0),
+        "",
+        dir.path(),
+    );
+    let out = dir.path().join("rot.qcap");
+    let o = overrides("binance", &m, &["depth@0ms", "bookTicker", "trade"]);
+    let opts = LiveOptions {
+        rotate_after: Some(Duration::from_millis(1200)),
+        ..fast_opts()
+    };
+    let rep = record_until(&o, &out, opts, Duration::from_millis(5000), || false);
+    assert!(rep.rotations >= 2, "{rep:?}");
+    // Each rotation opens a second connection; the primary is closed only after the switch.
+    assert!(rep.connects >= 3, "{rep:?}");
+    assert_eq!(
+        (rep.gaps, rep.resyncs, rep.liveness_timeouts),
+        (0, 0, 0),
+        "{rep:?}"
+    );
+    assert_eq!(rep.syncs, 1, "one sync for the whole run: {rep:?}");
+    assert!(
+        rep.duplicates > 0,
+        "the overlap's copies are dropped as duplicates: {rep:?}"
+    );
+    assert_eq!(rep.book_mismatches, 0);
+    let r = replay_checked(&out);
+    assert_eq!((r.gaps, r.book_mismatches, r.syncs), (0, 0, 1), "{r:?}");
+    assert!(m.counters.connections.load(Ordering::Relaxed) >= 4);
+}

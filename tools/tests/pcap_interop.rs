@@ -218,7 +218,7 @@ fn connects_disconnects_and_oversized_records_export_readably() {
     assert!(rows[2][3].ends_with(":data"), "{:?}", rows[2]);
     assert_eq!(unhex(&rows[2][4]), [0, 1, 2, 255]);
     assert!(
-        rows[3][2].contains("snapped_from=300011"),
+        rows[3][2].ends_with(&format!("snapped_from={}", big.len())),
         "{:?}",
         rows[3][2]
     );
@@ -497,6 +497,7 @@ fn tcpdump_loopback_capture_imports_and_replays() {
         "binance",
     ]);
     let ctx = format!("tcpdump: {summary}\nimport: {rep:#}");
+    eprintln!("{ctx}");
     assert_eq!(rep["tcp"]["gaps"], 0, "{ctx}");
     assert_eq!(rep["websocket_connections"], 1, "{ctx}");
     assert_eq!(rep["rest_connections"], 1, "{ctx}");
@@ -525,10 +526,7 @@ fn tcpdump_loopback_capture_imports_and_replays() {
     );
     let mut frames = Vec::new();
     let mut snapshot_at = None;
-    let mut last_ts = 0;
     for rec in r.records() {
-        assert!(rec.recv_ns >= last_ts, "records in capture-time order");
-        last_ts = rec.recv_ns;
         match rec.kind {
             RecordKind::WsText | RecordKind::WsBinary => {
                 frames.push((rec.kind == RecordKind::WsBinary, rec.payload.to_vec()))
@@ -749,7 +747,12 @@ fn synthetic_capture_in_every_container_and_link_type() {
     for (name, bytes) in &files {
         let (rep, q) = import_bytes(tmp.path(), name, bytes);
         let (ws, rest, disc, urls) = contents(&q);
-        assert_eq!(ws, s.messages, "{name}: {rep:#?}");
+        assert!(
+            ws == s.messages,
+            "{name}: {} of {} messages: {rep:#?}",
+            ws.len(),
+            s.messages.len()
+        );
         assert_eq!(rest, vec![s.body.clone()], "{name}");
         assert_eq!(
             urls,
@@ -788,10 +791,12 @@ fn synthetic_capture_in_every_container_and_link_type() {
 fn reordered_duplicated_and_missing_segments() {
     let s = synthetic();
     let tmp = tempfile::tempdir().unwrap();
-    // Swap neighbours and repeat every fifth packet: the same records come out.
+    // Reorder and repeat packets: the same records come out.
     let mut shuffled = s.packets.clone();
-    for i in (3..shuffled.len() - 1).step_by(4) {
-        shuffled.swap(i, i + 1);
+    // Data then its ACK alternate: swapping i and i+1 puts an ACK before its data (capture
+    // reordering), swapping i and i+2 puts data of one direction out of order.
+    for i in (3..shuffled.len() - 2).step_by(5) {
+        shuffled.swap(i, i + 1 + i % 2);
     }
     let mut noisy = Vec::new();
     for (i, p) in shuffled.iter().enumerate() {
@@ -806,7 +811,13 @@ fn reordered_duplicated_and_missing_segments() {
         &pcap_file(101, true, false, &noisy),
     );
     let (ws, rest, _, _) = contents(&q);
-    assert_eq!((ws, rest.len()), (s.messages.clone(), 1));
+    assert!(
+        ws == s.messages,
+        "{} of {} messages: {rep:#?}",
+        ws.len(),
+        s.messages.len()
+    );
+    assert_eq!(rest.len(), 1);
     assert!(
         rep.tcp.retransmitted_bytes > 0 && rep.tcp.out_of_order_segments > 0,
         "{rep:#?}"
@@ -831,7 +842,10 @@ fn reordered_duplicated_and_missing_segments() {
     let (ws, rest, disc, _) = contents(&q);
     assert_eq!(rep.tcp.gaps, 1, "{rep:#?}");
     assert!(!ws.is_empty() && ws.len() < s.messages.len());
-    assert_eq!(ws[..], s.messages[..ws.len()]);
+    assert!(
+        ws[..] == s.messages[..ws.len()],
+        "the frames before the gap are intact"
+    );
     assert_eq!(rest.len(), 1, "the other connection is unaffected");
     assert!(disc[0].starts_with("capture gap"), "{disc:?}");
     assert!(rep

@@ -1,6 +1,6 @@
 //! Bybit v5 linear public market data (PROTOCOLS.md §C, DATA.md §3).
 //!
-//! - [`decode`]: envelopes, control replies and every public topic → [`decode::BybitMsg`].
+//! - [`decode`](mod@decode): envelopes, control replies and every public topic → [`decode::BybitMsg`].
 //! - [`sync`]: the in-stream snapshot + delta book rules of §C.3 (snapshot replaces, `u` + 1).
 //! - [`ticker`]: ticker fields and the per-symbol merge of snapshot + deltas.
 //! - [`trade`]: `publicTrade` and liquidation elements, and the stable trade-id hash.

@@ -16,6 +16,7 @@
 pub mod cold;
 pub mod plan;
 pub mod recorder;
+pub mod rotation;
 pub mod runner;
 
 pub use plan::{plan_venue, ConnPlan, VenuePlan};

@@ -21,6 +21,7 @@ use rustls::ClientConfig;
 use super::cold::{ColdPath, ColdReply, ColdRequest};
 use super::plan::{ConnPlan, VenuePlan};
 use super::recorder::RecorderTx;
+use super::rotation::Standby;
 use crate::binance::sync::SyncState;
 use crate::replay::VenueRouter;
 use crate::transport::url::Endpoint;
@@ -43,6 +44,9 @@ pub struct LiveOptions {
     /// REST weight budget per minute (Binance: 2400 per IP; keep headroom).
     pub weight_budget: u32,
     pub seed: u64,
+    /// Open a replacement Binance connection this long after a connection opened (Binance cuts
+    /// connections at 24 h), switching without a gap.
+    pub rotate_after: Option<Duration>,
 }
 
 impl Default for LiveOptions {
@@ -57,6 +61,7 @@ impl Default for LiveOptions {
             snapshot_retry: Duration::from_millis(500),
             weight_budget: 2000,
             seed: 0x5EED,
+            rotate_after: Some(Duration::from_secs(23 * 3600)),
         }
     }
 }
@@ -74,6 +79,10 @@ pub struct LiveStats {
     /// REST weight the venue reported as used this minute (last seen).
     pub rest_weight_used: u32,
     pub last_error: Option<String>,
+    /// Planned connection rotations completed without a gap.
+    pub rotations: u64,
+    /// Standby connections given up (did not catch up in time or failed).
+    pub rotations_abandoned: u64,
 }
 
 enum St {
@@ -93,6 +102,9 @@ struct Managed {
     last_rx_ns: u64,
     last_ping_ns: u64,
     got_frame: bool,
+    opened_ns: u64,
+    addr: Option<std::net::SocketAddr>,
+    standby: Option<Box<Standby>>,
 }
 
 struct SnapshotSlot {
@@ -165,6 +177,9 @@ impl FeedRunner {
                     last_rx_ns: 0,
                     last_ping_ns: 0,
                     got_frame: false,
+                    opened_ns: 0,
+                    addr: None,
+                    standby: None,
                 });
             }
             for (j, (sym, url)) in vp.snapshots.iter().enumerate() {
@@ -245,8 +260,13 @@ impl FeedRunner {
                     n += 1;
                 }
             }
-            for &idx in &ready[..n] {
-                self.drive(idx);
+            // Tokens: 2·i for connection i, 2·i + 1 for its standby during a rotation.
+            for &t in &ready[..n] {
+                if t % 2 == 0 {
+                    self.drive(t / 2);
+                } else {
+                    self.drive_standby(t / 2);
+                }
             }
             if n == 0 {
                 if self.opts.wait != WaitMode::Park {
@@ -322,6 +342,7 @@ impl FeedRunner {
                 }
                 stats.opened += 1;
                 let now = qalpha_engine::clock::now_ns();
+                m.opened_ns = now;
                 m.last_rx_ns = m.last_rx_ns.max(now);
                 m.last_ping_ns = now;
                 if let St::Open(c) = &mut m.state {
@@ -357,6 +378,9 @@ impl FeedRunner {
 
     /// Closes a connection, records why, marks its books stale, and schedules a reconnect.
     fn drop_conn(&mut self, idx: usize, now: u64, why: &str, reconnect: bool) {
+        if let Some(sb) = self.conns[idx].standby.take() {
+            sb.client.close(self.poll.registry());
+        }
         let state = std::mem::replace(&mut self.conns[idx].state, St::Resolving);
         let was_live = match state {
             St::Connecting(c) | St::Open(c) => {
@@ -405,13 +429,16 @@ impl FeedRunner {
                 if !matches!(m.state, St::Resolving) {
                     return;
                 }
+                if let Ok(a) = &addr {
+                    m.addr = Some(*a);
+                }
                 let started = addr.and_then(|a| {
                     WsClient::connect(
                         a,
                         m.endpoint.clone(),
                         m.tls.clone(),
                         self.poll.registry(),
-                        Token(conn),
+                        Token(conn * 2),
                     )
                 });
                 match started {
@@ -541,6 +568,130 @@ impl FeedRunner {
         }
         self.request_snapshots(now);
         self.resubscribe_bybit(now);
+        self.rotate(now);
+    }
+
+    /// Starts, completes or abandons planned rotations (see [`super::rotation`]).
+    fn rotate(&mut self, now: u64) {
+        let Some(after) = self.opts.rotate_after else {
+            return;
+        };
+        let after = after.as_nanos() as u64;
+        for i in 0..self.conns.len() {
+            let m = &mut self.conns[i];
+            if m.plan.venue != Venue::BinanceUsdm || !matches!(m.state, St::Open(_)) {
+                continue;
+            }
+            match &m.standby {
+                None if now.saturating_sub(m.opened_ns) >= after => {
+                    let Some(addr) = m.addr else { continue };
+                    match WsClient::connect(
+                        addr,
+                        m.endpoint.clone(),
+                        m.tls.clone(),
+                        self.poll.registry(),
+                        Token(i * 2 + 1),
+                    ) {
+                        Ok(c) => m.standby = Some(Box::new(Standby::new(c, now))),
+                        Err(e) => {
+                            self.stats.rotations_abandoned += 1;
+                            self.stats.last_error = Some(e.to_string());
+                            m.opened_ns = now; // try again after another period
+                        }
+                    }
+                }
+                Some(sb) => {
+                    let binance = &self.router.binance;
+                    if sb.caught_up(&m.plan.book_symbols, |s| {
+                        binance.book(s).and_then(|b| b.last_id())
+                    }) {
+                        self.switch_to_standby(i, now);
+                    } else if now.saturating_sub(sb.started_ns) > 10_000 * MS {
+                        if let Some(sb) = m.standby.take() {
+                            sb.client.close(self.poll.registry());
+                        }
+                        self.stats.rotations_abandoned += 1;
+                        m.opened_ns = now;
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn drive_standby(&mut self, idx: usize) {
+        let Some(m) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let Some(sb) = m.standby.as_mut() else { return };
+        let mut frames: Vec<(u64, bool, Vec<u8>)> = Vec::new();
+        let res = sb
+            .client
+            .drive(&mut |recv_ns, text, payload| frames.push((recv_ns, text, payload.to_vec())));
+        for (t, text, p) in frames {
+            sb.hold(t, text, &p);
+        }
+        match res {
+            Ok(Progress::Opened) => sb.open = true,
+            Ok(_) => {}
+            Err(e) => {
+                self.stats.rotations_abandoned += 1;
+                self.stats.last_error = Some(format!("standby: {e}"));
+                if let Some(sb) = m.standby.take() {
+                    sb.client.close(self.poll.registry());
+                }
+                m.opened_ns = qalpha_engine::clock::now_ns();
+            }
+        }
+    }
+
+    /// The standby takes over: the old primary closes without invalidating books, held frames are
+    /// routed (and recorded) under the same connection id.
+    fn switch_to_standby(&mut self, idx: usize, now: u64) {
+        let Some(mut sb) = self.conns[idx].standby.take() else {
+            return;
+        };
+        if sb
+            .client
+            .reregister(self.poll.registry(), Token(idx * 2))
+            .is_err()
+        {
+            self.stats.rotations_abandoned += 1;
+            sb.client.close(self.poll.registry());
+            return;
+        }
+        let old = std::mem::replace(&mut self.conns[idx].state, St::Open(sb.client));
+        if let St::Open(c) | St::Connecting(c) = old {
+            c.close(self.poll.registry());
+        }
+        let conn_id = self.conns[idx].conn.id;
+        if let Some(r) = self.rec.as_mut() {
+            r.connect(now, &self.conns[idx].conn);
+        }
+        for (recv_ns, text, payload) in &sb.held {
+            let kind = if *text {
+                RecordKind::WsText
+            } else {
+                RecordKind::WsBinary
+            };
+            if let Some(r) = self.rec.as_mut() {
+                r.push(*recv_ns, conn_id, kind, payload);
+            }
+            self.router.route(
+                &Record {
+                    recv_ns: *recv_ns,
+                    conn_id,
+                    kind,
+                    payload,
+                },
+                &mut self.out,
+            );
+            self.stats.frames += 1;
+        }
+        let m = &mut self.conns[idx];
+        m.opened_ns = now;
+        m.last_rx_ns = now;
+        self.stats.rotations += 1;
     }
 
     /// A Bybit book with a `u` gap needs a fresh snapshot, and the only way to get one is to

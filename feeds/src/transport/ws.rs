@@ -327,6 +327,20 @@ impl WsClient {
         }
     }
 
+    /// Moves the socket to another poll token (a standby connection becoming the primary).
+    pub fn reregister(&mut self, registry: &Registry, token: Token) -> std::io::Result<()> {
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        self.token = token;
+        match &mut self.state {
+            State::Open(ws) => registry.reregister(ws.get_mut().tcp_mut(), token, interest),
+            State::Connecting(Some(s)) => registry.reregister(s, token, interest),
+            State::Handshaking(Some(m)) => {
+                registry.reregister(m.get_mut().get_mut().tcp_mut(), token, interest)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Local address of the socket (for logs and pcap correlation).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         match &self.state {

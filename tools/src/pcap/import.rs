@@ -261,21 +261,17 @@ impl Importer {
                 (0..2)
                     .find(|&s| !c.pending[s].is_empty() && http::looks_like_request(&c.pending[s]))
             });
-            let Some(client) = client else {
-                if c.pending.iter().any(|p| !p.is_empty()) {
+            // Until the client's first bytes are in, wait: captures can reorder packets slightly,
+            // so a reply may be in the file before its request. A side that sends more than a
+            // request head's worth while nothing HTTP comes from the other is not HTTP.
+            let waited_too_long = c.pending.iter().any(|p| p.len() > http::MAX_HEAD);
+            let Some(client) = client.filter(|&cl| !c.pending[cl].is_empty()) else {
+                if waited_too_long {
                     self.rep.unidentified_flows += 1;
                     self.ignore(c);
                 }
                 return Ok(());
             };
-            if c.pending[client].is_empty() {
-                if !c.pending[1 - client].is_empty() {
-                    // The server spoke first: not HTTP.
-                    self.rep.unidentified_flows += 1;
-                    self.ignore(c);
-                }
-                return Ok(()); // the client has not spoken yet
-            }
             if !http::looks_like_request(&c.pending[client]) {
                 self.rep.unidentified_flows += 1;
                 self.warn(format!(
@@ -314,9 +310,9 @@ impl Importer {
                 }
             }
             let Some((method, url, upgrade)) = c.requests.front().cloned() else {
-                if !c.pending[sv].is_empty() {
+                if c.pending[sv].len() > http::MAX_HEAD {
                     self.warn(format!(
-                        "{}: response without a request; connection skipped",
+                        "{}: server data without a request; connection skipped",
                         endpoints[sv]
                     ));
                     self.ignore(c);
@@ -601,7 +597,7 @@ pub fn import_pcap(input: &Path, out: &Path, opts: &PcapImportOptions) -> Result
         if let Some(old) = table.take_replaced(&seg) {
             imp.retire(old, ts, Some("tcp connection replaced (port reused)"))?;
         }
-        let (flow, delivery) = table.push(&seg);
+        let (flow, delivery) = table.push(&seg, ts);
         for (side, piece) in delivery.pieces {
             imp.on_piece(flow, side, piece, ts)?;
         }

@@ -11,7 +11,10 @@
 //!   hole is known to be permanent when the *other* side acknowledges bytes past it (the receiver
 //!   had them; only the capture lost them: Wireshark's "ACKed unseen segment"), when the snap
 //!   length cut the bytes off, when the connection ends, or when the wait buffer passes
-//!   [`MAX_BUFFERED`].
+//!   [`MAX_BUFFERED`]. An acknowledged hole is given [`REORDER_WINDOW_NS`] of capture time to
+//!   fill first: packets captured on different CPUs can land in the file slightly out of order, so
+//!   an ACK may precede the data it acknowledges. Once the peer acknowledges the sender's FIN,
+//!   nothing before it can still arrive and holes become gaps at once.
 //!
 //! Sequence numbers are 32-bit and wrap; each half keeps a 64-bit offset from its first byte and
 //! maps every segment to it relative to the next expected byte, so streams longer than 4 GiB work.
@@ -25,6 +28,8 @@ use super::net::TcpSegment;
 pub const MAX_BUFFERED: usize = 16 << 20;
 /// A segment further than this from the expected position is not part of this stream.
 const MAX_JUMP: i64 = 1 << 30;
+/// Capture time an acknowledged hole may wait for its data before it is declared a gap.
+pub const REORDER_WINDOW_NS: u64 = 50_000_000;
 
 /// In-order output of a half stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,6 +85,10 @@ pub struct HalfStream {
     held_bytes: usize,
     fin: Option<u64>,
     closed: bool,
+    /// The peer acknowledged everything before this offset.
+    acked_upto: u64,
+    /// Capture time at which an acknowledged hole was first seen (still unfilled).
+    hole_since: Option<u64>,
     pub stats: StreamStats,
 }
 
@@ -139,19 +148,47 @@ impl HalfStream {
         if self.held_bytes > MAX_BUFFERED {
             self.skip_to_held(out);
         }
+        if self.next >= self.acked_upto {
+            self.hole_since = None;
+        }
     }
 
-    /// The other side acknowledged everything before `ack`: any hole below it is a capture loss.
-    pub fn acked(&mut self, ack: u32, out: &mut Vec<Piece>) {
+    /// The other side acknowledged everything before `ack` at capture time `now`: a hole below
+    /// it is a capture loss, declared once it stayed unfilled for [`REORDER_WINDOW_NS`] (at once
+    /// when the ACK covers this side's FIN).
+    pub fn acked(&mut self, ack: u32, now: u64, out: &mut Vec<Piece>) {
         if !self.started {
             return;
         }
-        let Some(mut upto) = self.offset_of(ack) else {
+        let Some(a) = self.offset_of(ack) else {
             return;
         };
-        if let Some(f) = self.fin {
-            upto = upto.min(f); // the FIN's own sequence number is acknowledged too
+        let fin_acked = self.fin.is_some_and(|f| a > f);
+        // The FIN's own sequence number is acknowledged too; it is not a byte.
+        let upto = self.fin.map_or(a, |f| a.min(f));
+        if upto > self.next {
+            self.acked_upto = self.acked_upto.max(upto);
+            self.hole_since.get_or_insert(now);
         }
+        if fin_acked {
+            self.settle_holes(out);
+        } else {
+            self.settle(now, out);
+        }
+    }
+
+    /// Declares acknowledged holes older than the reorder window as gaps.
+    pub fn settle(&mut self, now: u64, out: &mut Vec<Piece>) {
+        if self
+            .hole_since
+            .is_some_and(|t| now.saturating_sub(t) >= REORDER_WINDOW_NS)
+        {
+            self.settle_holes(out);
+        }
+    }
+
+    fn settle_holes(&mut self, out: &mut Vec<Piece>) {
+        let upto = self.acked_upto;
         while self.next < upto {
             let hole_end = self.held.keys().next().map_or(upto, |&k| k.min(upto));
             if hole_end > self.next {
@@ -163,6 +200,7 @@ impl HalfStream {
                 break;
             }
         }
+        self.hole_since = None;
     }
 
     /// The connection is over (reset or end of capture): deliver what is held, holes as gaps.
@@ -330,10 +368,10 @@ impl<T: Default> FlowTable<T> {
         self.flows.remove(&k)
     }
 
-    /// Feeds a segment to its flow (creating the flow if needed); returns the flow and what
-    /// became deliverable: first the gaps this segment's ACK proves in the other direction, then
-    /// this direction's bytes.
-    pub fn push(&mut self, seg: &TcpSegment<'_>) -> (&mut Flow<T>, Delivery) {
+    /// Feeds a segment captured at `ts_ns` to its flow (creating the flow if needed); returns the
+    /// flow and what became deliverable: first what this segment's ACK settles in the other
+    /// direction, then this direction's bytes.
+    pub fn push(&mut self, seg: &TcpSegment<'_>, ts_ns: u64) -> (&mut Flow<T>, Delivery) {
         let k = key(seg.src, seg.dst);
         let seen = &mut self.flows_seen;
         let flow = self.flows.entry(k).or_insert_with(|| {
@@ -353,10 +391,11 @@ impl<T: Default> FlowTable<T> {
             flow.syn_side = Some(side);
         }
         if seg.flags.ack() {
-            flow.halves[1 - side].acked(seg.ack, &mut buf);
+            flow.halves[1 - side].acked(seg.ack, ts_ns, &mut buf);
             d.pieces.extend(buf.drain(..).map(|p| (1 - side, p)));
         }
         flow.halves[side].push(seg, &mut buf);
+        flow.halves[side].settle(ts_ns, &mut buf);
         d.pieces.extend(buf.drain(..).map(|p| (side, p)));
         if seg.flags.rst() {
             flow.reset = true;
@@ -466,7 +505,12 @@ mod tests {
             &[seg(0, SYN, b""), seg(1, ACK, b"aa"), seg(9, ACK, b"zz")],
         );
         assert_eq!(h.stats.gaps, 0, "a hole is not a gap until proven");
-        h.acked(11, &mut out);
+        h.acked(11, 1000, &mut out);
+        assert_eq!(
+            h.stats.gaps, 0,
+            "the data may still come: captures reorder a little"
+        );
+        h.settle(1000 + REORDER_WINDOW_NS, &mut out);
         assert_eq!(
             out,
             vec![
@@ -477,11 +521,11 @@ mod tests {
         );
         // An ACK past everything seen (a lost tail) is a gap too; the FIN's own number is not.
         let mut out = Vec::new();
-        h.acked(15, &mut out);
-        assert_eq!(out, vec![Piece::Gap(4)]);
         h.push(&seg(15, FIN, b""), &mut out);
-        h.acked(16, &mut out);
-        assert_eq!(out.last(), Some(&Piece::Fin));
+        assert!(out.is_empty());
+        // The FIN acknowledged: nothing before it can still come, the lost tail is a gap now.
+        h.acked(16, 2000 + REORDER_WINDOW_NS, &mut out);
+        assert_eq!(out, vec![Piece::Gap(4), Piece::Fin]);
         assert_eq!(h.stats.gap_bytes, 10);
     }
 
@@ -530,21 +574,21 @@ mod tests {
             payload: p,
             missing: 0,
         };
-        t.push(&mk(c, s, 10, 0, SYN, b""));
-        let (f, _) = t.push(&mk(s, c, 50, 11, SYN | ACK, b""));
+        t.push(&mk(c, s, 10, 0, SYN, b""), 0);
+        let (f, _) = t.push(&mk(s, c, 50, 11, SYN | ACK, b""), 0);
         assert_eq!(f.syn_side, Some(0));
-        let (_, d) = t.push(&mk(c, s, 11, 51, ACK, b"GET"));
+        let (_, d) = t.push(&mk(c, s, 11, 51, ACK, b"GET"), 0);
         assert_eq!(d.pieces, vec![(0, Piece::Data(b"GET".to_vec()))]);
         assert!(
             t.take_replaced(&mk(c, s, 10, 0, SYN, b"")).is_none(),
             "SYN retransmission"
         );
-        let (f, _) = t.push(&mk(s, c, 51, 14, TcpFlags::RST, b""));
+        let (f, _) = t.push(&mk(s, c, 51, 14, TcpFlags::RST, b""), 0);
         assert!(f.is_over());
         let old = t.take_replaced(&mk(c, s, 999, 0, SYN, b"")).unwrap();
         assert!(old.reset);
         assert_eq!(t.flows_seen, 1);
-        t.push(&mk(c, s, 999, 0, SYN, b""));
+        t.push(&mk(c, s, 999, 0, SYN, b""), 0);
         assert_eq!(t.flows_seen, 2);
         assert_eq!(t.drain_all().len(), 1);
     }
