@@ -408,3 +408,44 @@ fn planned_rotation_switches_connections_without_a_gap() {
     assert_eq!((r.gaps, r.book_mismatches, r.syncs), (0, 0, 1), "{r:?}");
     assert!(m.counters.connections.load(Ordering::Relaxed) >= 4);
 }
+
+fn bybit_with_faults(
+    faults: &str,
+    secs: u64,
+) -> (
+    RecordReport,
+    MockExchange,
+    qalpha_tools::replay_cmd::ReplayReport,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mock(
+        Venue::BybitLinear,
+        synthetic(),
+        Speed::Factor(5.0),
+        faults,
+        dir.path(),
+    );
+    let out = dir.path().join("rec.qcap");
+    let o = overrides("bybit", &m, &[]);
+    let rep = record_until(&o, &out, fast_opts(), Duration::from_secs(secs), || false);
+    let r = replay_checked(&out);
+    (rep, m, r)
+}
+
+#[test]
+fn bybit_drop_delta_is_a_gap_then_a_resubscribe() {
+    let (rep, m, r) = bybit_with_faults("drop-diff=0.01", 4);
+    assert!(m.counters.dropped_diffs.load(Ordering::Relaxed) > 0);
+    assert!(rep.gaps > 0 && rep.resyncs > 0, "{rep:?}");
+    assert!(rep.bybit_book_checks > 50, "{rep:?}");
+    assert_healthy(&rep, &r);
+}
+
+#[test]
+fn bybit_disconnects_and_malformed_frames_recover() {
+    let (rep, m, r) = bybit_with_faults("disconnect-every=1s,malformed=0.005,fragment=0.02", 4);
+    assert!(m.counters.fragmented.load(Ordering::Relaxed) > 0);
+    assert!(rep.disconnects >= 2 && rep.malformed > 0, "{rep:?}");
+    assert!(rep.syncs >= 3, "{rep:?}");
+    assert_healthy(&rep, &r);
+}

@@ -7,6 +7,7 @@
 //! [`MAX_HEAD`]: a stream that has not produced `\r\n\r\n` by then is not HTTP.
 
 use std::io::Read;
+use std::net::SocketAddr;
 
 /// Longest request or response head accepted.
 pub const MAX_HEAD: usize = 64 << 10;
@@ -297,6 +298,50 @@ pub fn decode_content(body: Vec<u8>, encoding: Option<&str>) -> Result<Vec<u8>, 
             "cannot decode {} body: {e}",
             encoding.unwrap_or("?")
         )),
+    }
+}
+
+/// A request head plus its body (skipped), so the next request starts where it should.
+pub fn parse_request_with_body(b: &[u8]) -> Parse<RequestHead> {
+    match parse_request(b) {
+        Parse::Done(req, n) => match parse_body(&b[n..], req.body, false) {
+            Parse::Done(_, m) => Parse::Done(req, n + m),
+            Parse::Partial => Parse::Partial,
+            Parse::Invalid(e) => Parse::Invalid(e),
+        },
+        other => other,
+    }
+}
+
+/// `scheme://HOST:PORT/PATH?QUERY`: host from the Host header (else the server's address), port
+/// from the TCP connection (the port actually used), path and query from the request target.
+pub fn url_of(scheme: &str, req: &RequestHead, server: SocketAddr) -> String {
+    let (target_host, path) = match req.target.split_once("://") {
+        Some((_, rest)) => match rest.find('/') {
+            Some(i) => (Some(&rest[..i]), &rest[i..]),
+            None => (Some(rest), "/"),
+        },
+        None if req.target.starts_with('/') => (None, req.target.as_str()),
+        None => (None, "/"),
+    };
+    let host = target_host.or(req.host.as_deref()).map(strip_port);
+    let host = match host {
+        Some(h) if !h.is_empty() => h.to_string(),
+        _ => match server.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        },
+    };
+    format!("{scheme}://{host}:{}{path}", server.port())
+}
+
+fn strip_port(h: &str) -> &str {
+    if h.starts_with('[') {
+        return h.find(']').map_or(h, |i| &h[..=i]);
+    }
+    match h.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => h,
     }
 }
 

@@ -24,11 +24,12 @@ use anyhow::{bail, Context, Result};
 use qalpha_engine::capture::{CaptureWriter, Connection, RecordKind, Transport, WriterOptions};
 use qalpha_engine::event::Venue;
 
-use super::http::{self, BodyLen, Parse, RequestHead};
+use super::http::{self, BodyLen, Parse};
 use super::net::{self, Decoded};
 use super::read::{CaptureEnd, PacketReader};
-use super::tcp::{Flow, FlowTable, Piece, StreamStats};
-use super::websocket::{Deframer, WsEvent, WsStats};
+use super::report::PcapImportReport;
+use super::tcp::{Flow, FlowTable, Piece};
+use super::websocket::{Deframer, WsEvent};
 
 /// Import settings.
 #[derive(Clone, Debug)]
@@ -43,44 +44,6 @@ impl Default for PcapImportOptions {
             venue: Venue::BinanceUsdm,
         }
     }
-}
-
-/// What the import did (`qalpha import pcap` prints it as JSON).
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct PcapImportReport {
-    pub packets: u64,
-    pub tcp_segments: u64,
-    pub non_tcp_packets: u64,
-    pub ip_fragments: u64,
-    pub malformed_packets: u64,
-    pub unsupported_link_packets: u64,
-    pub unknown_interface_packets: u64,
-    pub tcp_flows: u64,
-    pub websocket_connections: u64,
-    pub rest_connections: u64,
-    /// TCP connections that never spoke HTTP/1.1 (TLS, other protocols, or picked up mid-stream).
-    pub unidentified_flows: u64,
-    pub ws_text: u64,
-    pub ws_binary: u64,
-    pub rest_responses: u64,
-    /// Non-2xx REST responses (counted, not recorded: replay expects snapshot bodies).
-    pub http_errors: u64,
-    pub connects: u64,
-    pub disconnects: u64,
-    /// Server → client WebSocket frame counters (pings, closes, violations, …).
-    pub server_ws: WsStats,
-    /// Client → server (masked) frames: de-framed and counted, not recorded.
-    pub client_ws: WsStats,
-    /// TCP counters summed over both directions of every flow.
-    pub tcp: StreamStats,
-    /// Bytes of streams that could not be followed (after a gap, or not HTTP).
-    pub skipped_bytes: u64,
-    /// Bytes left inside an unfinished frame or message when the capture ended.
-    pub incomplete_bytes_at_end: u64,
-    pub capture_end: CaptureEnd,
-    /// The first problems met, for the operator.
-    pub warnings: Vec<String>,
-    pub files_written: Vec<PathBuf>,
 }
 
 const MAX_WARNINGS: usize = 50;
@@ -290,11 +253,11 @@ impl Importer {
         loop {
             // Requests: stop after an upgrade request; what follows it is WebSocket, not HTTP.
             while !c.requests.back().is_some_and(|r| r.2) {
-                match parse_request_with_body(&c.pending[cl]) {
+                match http::parse_request_with_body(&c.pending[cl]) {
                     Parse::Done(req, n) => {
                         c.pending[cl].drain(..n);
                         let scheme = if req.upgrade_websocket { "ws" } else { "http" };
-                        let url = url_of(scheme, &req, endpoints[sv]);
+                        let url = http::url_of(scheme, &req, endpoints[sv]);
                         c.requests
                             .push_back((req.method, url, req.upgrade_websocket));
                     }
@@ -470,8 +433,8 @@ impl Importer {
                 self.rep.incomplete_bytes_at_end +=
                     df.iter().map(|d| d.pending() as u64).sum::<u64>();
                 let cl = c.client.unwrap_or(0);
-                merge_ws(&mut self.rep.server_ws, &df[1 - cl].stats);
-                merge_ws(&mut self.rep.client_ws, &df[cl].stats);
+                self.rep.server_ws.merge(&df[1 - cl].stats);
+                self.rep.client_ws.merge(&df[cl].stats);
             }
             State::Http => {
                 self.rep.incomplete_bytes_at_end +=
@@ -480,73 +443,9 @@ impl Importer {
             State::Undecided | State::Ignored => {}
         }
         for h in &flow.halves {
-            merge_tcp(&mut self.rep.tcp, &h.stats);
+            self.rep.tcp.merge(&h.stats);
         }
         Ok(())
-    }
-}
-
-fn merge_ws(a: &mut WsStats, b: &WsStats) {
-    a.frames += b.frames;
-    a.messages += b.messages;
-    a.fragmented_messages += b.fragmented_messages;
-    a.masked_frames += b.masked_frames;
-    a.control_frames += b.control_frames;
-    a.compressed_messages += b.compressed_messages;
-    a.violations += b.violations;
-}
-
-fn merge_tcp(a: &mut StreamStats, b: &StreamStats) {
-    a.segments += b.segments;
-    a.bytes += b.bytes;
-    a.retransmitted_bytes += b.retransmitted_bytes;
-    a.out_of_order_segments += b.out_of_order_segments;
-    a.gaps += b.gaps;
-    a.gap_bytes += b.gap_bytes;
-    a.stray_segments += b.stray_segments;
-}
-
-/// A request head plus its body (skipped), so the next request starts where it should.
-fn parse_request_with_body(b: &[u8]) -> Parse<RequestHead> {
-    match http::parse_request(b) {
-        Parse::Done(req, n) => match http::parse_body(&b[n..], req.body, false) {
-            Parse::Done(_, m) => Parse::Done(req, n + m),
-            Parse::Partial => Parse::Partial,
-            Parse::Invalid(e) => Parse::Invalid(e),
-        },
-        other => other,
-    }
-}
-
-/// `scheme://HOST:PORT/PATH?QUERY`: host from the Host header (else the server's address), port
-/// from the TCP connection (the port actually used), path and query from the request target.
-pub fn url_of(scheme: &str, req: &RequestHead, server: SocketAddr) -> String {
-    let (target_host, path) = match req.target.split_once("://") {
-        Some((_, rest)) => match rest.find('/') {
-            Some(i) => (Some(&rest[..i]), &rest[i..]),
-            None => (Some(rest), "/"),
-        },
-        None if req.target.starts_with('/') => (None, req.target.as_str()),
-        None => (None, "/"),
-    };
-    let host = target_host.or(req.host.as_deref()).map(strip_port);
-    let host = match host {
-        Some(h) if !h.is_empty() => h.to_string(),
-        _ => match server.ip() {
-            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-            ip => ip.to_string(),
-        },
-    };
-    format!("{scheme}://{host}:{}{path}", server.port())
-}
-
-fn strip_port(h: &str) -> &str {
-    if h.starts_with('[') {
-        return h.find(']').map_or(h, |i| &h[..=i]);
-    }
-    match h.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-        _ => h,
     }
 }
 

@@ -13,12 +13,14 @@ pub mod import;
 pub mod net;
 pub mod pcapng_export;
 pub mod read;
+pub mod report;
 pub mod synth;
 pub mod tcp;
 pub mod websocket;
 
-pub use import::{import_pcap, PcapImportOptions, PcapImportReport};
+pub use import::{import_pcap, PcapImportOptions};
 pub use pcapng_export::{export_pcapng, ExportReport};
+pub use report::PcapImportReport;
 
 /// Errors reading a pcap or pcapng file.
 #[derive(Debug, thiserror::Error)]
