@@ -191,3 +191,23 @@ feed_thread = "feed-0"
         assert!(e.to_string().contains("t.toml"));
     }
 }
+
+#[cfg(test)]
+mod shipped_configs {
+    use super::*;
+
+    #[test]
+    fn every_config_in_configs_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                let c = EngineConfig::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                assert!(!c.venues.is_empty(), "{}", p.display());
+                n += 1;
+            }
+        }
+        assert!(n >= 2);
+    }
+}

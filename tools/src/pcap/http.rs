@@ -381,6 +381,45 @@ mod tests {
     }
 
     #[test]
+    fn urls_from_request_line_host_and_connection() {
+        let req = |target: &str, host: Option<&str>| RequestHead {
+            method: "GET".into(),
+            target: target.into(),
+            host: host.map(str::to_string),
+            upgrade_websocket: false,
+            body: BodyLen::None,
+        };
+        let v4: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        let v6: SocketAddr = "[::1]:443".parse().unwrap();
+        let r = req("/stream?streams=a/b", Some("fstream.binance.com:9000"));
+        assert_eq!(
+            url_of("ws", &r, v4),
+            "ws://fstream.binance.com:9000/stream?streams=a/b"
+        );
+        let r = req("/fapi/v1/depth?symbol=X", None);
+        assert_eq!(
+            url_of("http", &r, v4),
+            "http://127.0.0.1:9000/fapi/v1/depth?symbol=X"
+        );
+        assert_eq!(
+            url_of("http", &r, v6),
+            "http://[::1]:443/fapi/v1/depth?symbol=X"
+        );
+        let r = req("/x", Some("[::1]:443"));
+        assert_eq!(url_of("ws", &r, v6), "ws://[::1]:443/x");
+        let r = req("http://proxy.target/p?q=1", Some("ignored"));
+        assert_eq!(url_of("http", &r, v4), "http://proxy.target:9000/p?q=1");
+        let body = b"POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /b HTTP/1.1\r\n\r\n";
+        let Parse::Done(r, n) = parse_request_with_body(body) else {
+            panic!()
+        };
+        assert_eq!(
+            (r.method.as_str(), &body[n..n + 6]),
+            ("POST", &b"GET /b"[..])
+        );
+    }
+
+    #[test]
     fn bodies_by_length_chunked_until_close_and_gzip() {
         let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloNEXT";
         let Parse::Done(h, n) = parse_response(resp) else {

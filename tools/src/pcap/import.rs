@@ -18,7 +18,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use qalpha_engine::capture::{CaptureWriter, Connection, RecordKind, Transport, WriterOptions};
