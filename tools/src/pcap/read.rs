@@ -365,7 +365,7 @@ impl<R: Read> PacketReader<R> {
         }
         let btype = e.u32(&head[0..4]);
         let len = e.u32(&head[4..8]) as usize;
-        if len < 12 || len % 4 != 0 || len > MAX_BLOCK_LEN {
+        if len < 12 || !len.is_multiple_of(4) || len > MAX_BLOCK_LEN {
             self.corrupt(
                 at,
                 format!("block of type {btype:#x} has invalid length {len}"),
@@ -470,7 +470,7 @@ impl<R: Read> PacketReader<R> {
             }
         };
         let len = endian.u32(&len_bytes) as usize;
-        if !(28..=MAX_BLOCK_LEN).contains(&len) || len % 4 != 0 {
+        if !(28..=MAX_BLOCK_LEN).contains(&len) || !len.is_multiple_of(4) {
             self.corrupt(at, format!("section header block length {len} is invalid"));
             return Ok(());
         }
@@ -502,7 +502,7 @@ fn options(e: Endian, mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
             return None;
         }
         let val = &b[4..4 + len];
-        b = &b[(4 + (len + 3) / 4 * 4).min(b.len())..];
+        b = &b[(4 + len.div_ceil(4) * 4).min(b.len())..];
         Some((code, val))
     })
 }

@@ -145,9 +145,7 @@ impl Deframer {
             }
             let len = len as usize;
             let key = if masked {
-                let Some(k) = b.get(at..at + 4) else {
-                    return None;
-                };
+                let k = b.get(at..at + 4)?;
                 at += 4;
                 Some([k[0], k[1], k[2], k[3]])
             } else {
