@@ -53,6 +53,9 @@ impl RecorderTx {
     }
 }
 
+/// Joins to the recorder's result.
+pub type RecorderHandle = JoinHandle<Result<RecorderStats, CaptureError>>;
+
 /// What the recorder wrote.
 #[derive(Clone, Debug, Default)]
 pub struct RecorderStats {
@@ -70,13 +73,7 @@ pub fn recorder_ring(
     ring_bytes: usize,
     producers: usize,
     stop: Arc<AtomicBool>,
-) -> Result<
-    (
-        Vec<RecorderTx>,
-        JoinHandle<Result<RecorderStats, CaptureError>>,
-    ),
-    CaptureError,
-> {
+) -> Result<(Vec<RecorderTx>, RecorderHandle), CaptureError> {
     let (txs, mut rxs): (Vec<_>, Vec<_>) = (0..producers.max(1))
         .map(|_| rtrb::RingBuffer::<u8>::new(ring_bytes))
         .unzip();

@@ -283,7 +283,7 @@ impl Gen {
                         |_| {},
                     );
                 }
-                if self.step % 200 == 0 {
+                if self.step.is_multiple_of(200) {
                     let body = format!(
                         "{{\"e\":\"markPriceUpdate\",\"E\":{ms},\"s\":\"{sym}\",\"p\":\"{}\",\"i\":\"{}\",\"P\":\"0\",\"r\":\"0.00010000\",\"T\":{}}}",
                         px(self.mid),
@@ -376,7 +376,7 @@ impl Gen {
                         |_| {},
                     );
                 }
-                if self.step % 50 == 0 {
+                if self.step.is_multiple_of(50) {
                     let body = format!(
                         "{{\"topic\":\"tickers.{sym}\",\"type\":\"delta\",\"data\":{{\"symbol\":\"{sym}\",\"markPrice\":\"{}\",\"indexPrice\":\"{}\",\"bid1Price\":\"{}\",\"bid1Size\":\"{}\",\"ask1Price\":\"{}\",\"ask1Size\":\"{}\"}},\"cs\":{seq},\"ts\":{ms}}}",
                         px(self.mid),
