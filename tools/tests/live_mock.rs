@@ -449,3 +449,60 @@ fn bybit_disconnects_and_malformed_frames_recover() {
     assert!(rep.syncs >= 3, "{rep:?}");
     assert_healthy(&rep, &r);
 }
+
+#[test]
+fn live_subscribe_adds_a_stream_without_reconnecting() {
+    use qalpha_engine::event::MarketPayload;
+    use qalpha_engine::ring::{ring, FullPolicy};
+    use qalpha_engine::runtime::WaitMode;
+    use qalpha_feeds::live::{plan_venue, FeedCommand, FeedRunner};
+
+    let dir = tempfile::tempdir().unwrap();
+    let m = mock(
+        Venue::BinanceUsdm,
+        synthetic(),
+        Speed::Factor(5.0),
+        "",
+        dir.path(),
+    );
+    let o = overrides("binance", &m, &["depth@0ms", "bookTicker"]);
+    let cfg = effective_config(None, &o).unwrap();
+    let plan = plan_venue(&cfg.venues[0]).unwrap();
+    let (tx, mut rx) = ring(1 << 16, FullPolicy::DropNewest, WaitMode::Yield);
+    let mut runner = FeedRunner::new(&[plan], fast_opts(), tx, None).unwrap();
+    let cmd = runner.command_sender();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let t = std::thread::spawn(move || {
+        runner.run(&s2);
+        runner
+    });
+    let count_trades = |rx: &mut qalpha_engine::ring::Consumer<qalpha_engine::MarketEvent>| {
+        let mut n = 0;
+        while let Ok(ev) = rx.pop() {
+            n += matches!(ev.payload, MarketPayload::Trade(_)) as u32;
+        }
+        n
+    };
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(count_trades(&mut rx), 0, "no trade stream yet");
+    cmd.send(FeedCommand::SubscribeBinance(vec![
+        "btcusdt@trade".into(),
+        "ethusdt@depth@0ms".into(),
+    ]))
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let trades = count_trades(&mut rx);
+    stop.store(true, Ordering::Relaxed);
+    let runner = t.join().unwrap();
+    assert!(trades > 10, "{trades} trades after SUBSCRIBE");
+    let st = runner.stats();
+    assert_eq!((st.live_subscriptions, st.disconnects), (1, 1), "{st:?}"); // the one disconnect is the shutdown
+    assert!(
+        st.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("ethusdt@depth@0ms"),
+        "{st:?}"
+    );
+}

@@ -21,4 +21,4 @@ pub mod runner;
 
 pub use plan::{plan_venue, ConnPlan, VenuePlan};
 pub use recorder::{recorder_ring, RecorderStats, RecorderTx};
-pub use runner::{FeedRunner, LiveOptions, LiveStats};
+pub use runner::{FeedCommand, FeedRunner, LiveOptions, LiveStats};

@@ -81,6 +81,8 @@ pub struct LiveStats {
     pub last_error: Option<String>,
     /// Planned connection rotations completed without a gap.
     pub rotations: u64,
+    /// Streams added with a live `SUBSCRIBE`.
+    pub live_subscriptions: u64,
     /// Standby connections given up (did not catch up in time or failed).
     pub rotations_abandoned: u64,
 }
@@ -131,6 +133,17 @@ pub struct FeedRunner {
     rng: u64,
     weight: (u64, u32),
     last_resubscribe_ns: u64,
+    commands: Option<crossbeam::channel::Receiver<FeedCommand>>,
+    next_request_id: u64,
+}
+
+/// Commands to a running feed thread, from the cold side (control API, strategy set-up).
+#[derive(Clone, Debug)]
+pub enum FeedCommand {
+    /// Add Binance streams (full names, `btcusdt@aggTrade`) with a live `SUBSCRIBE` on the
+    /// connection of each stream's route; they are also added to that connection's URL so a
+    /// reconnect keeps them. Depth streams are accepted only for symbols the plan already books.
+    SubscribeBinance(Vec<String>),
 }
 
 const MS: u64 = 1_000_000;
@@ -219,6 +232,8 @@ impl FeedRunner {
             rng,
             weight: (0, 0),
             last_resubscribe_ns: 0,
+            commands: None,
+            next_request_id: 1,
         })
     }
 
@@ -232,6 +247,70 @@ impl FeedRunner {
             out.extend(t);
         }
         out
+    }
+
+    /// A sender for [`FeedCommand`]s to this runner (checked once per millisecond).
+    pub fn command_sender(&mut self) -> crossbeam::channel::Sender<FeedCommand> {
+        let (tx, rx) = crossbeam::channel::unbounded();
+        self.commands = Some(rx);
+        tx
+    }
+
+    fn on_command(&mut self, cmd: FeedCommand, now: u64) {
+        match cmd {
+            FeedCommand::SubscribeBinance(streams) => {
+                for stream in streams {
+                    let stream = stream.to_string();
+                    let Some((sym, suffix)) = stream.split_once('@') else {
+                        self.stats.last_error =
+                            Some(format!("SUBSCRIBE {stream:?}: not a stream name"));
+                        continue;
+                    };
+                    let route = super::plan::binance_route(suffix);
+                    let symbol = Symbol::parse(sym);
+                    let Some(m) = self.conns.iter_mut().find(|m| {
+                        m.plan.venue == Venue::BinanceUsdm
+                            && m.plan.url.contains(&format!("/{route}/stream"))
+                    }) else {
+                        self.stats.last_error = Some(format!(
+                            "SUBSCRIBE {stream}: no /{route} connection in the plan"
+                        ));
+                        continue;
+                    };
+                    if suffix.starts_with("depth")
+                        && !symbol.is_some_and(|s| m.plan.book_symbols.contains(&s))
+                    {
+                        self.stats.last_error = Some(format!("SUBSCRIBE {stream}: depth for a symbol not in the config needs a snapshot slot; add it to the config"));
+                        continue;
+                    }
+                    if m.plan.url.contains(&format!("={stream}"))
+                        || m.plan.url.contains(&format!("/{stream}"))
+                    {
+                        continue;
+                    }
+                    let url = format!("{}/{stream}", m.plan.url);
+                    if let Ok(ep) = Endpoint::parse(&url) {
+                        m.plan.url = url.clone();
+                        m.endpoint = ep;
+                        m.conn.url = url;
+                        if let Some(r) = self.rec.as_mut() {
+                            r.connect(now, &m.conn);
+                        }
+                    }
+                    if let St::Open(c) = &mut m.state {
+                        let id = self.next_request_id;
+                        self.next_request_id += 1;
+                        let msg = format!(
+                            "{{\"method\":\"SUBSCRIBE\",\"params\":[\"{stream}\"],\"id\":{id}}}"
+                        );
+                        if let Err(e) = c.send_text(&msg) {
+                            self.stats.last_error = Some(e.to_string());
+                        }
+                    }
+                    self.stats.live_subscriptions += 1;
+                }
+            }
+        }
     }
 
     pub fn stats(&self) -> &LiveStats {
@@ -515,6 +594,9 @@ impl FeedRunner {
     }
 
     fn housekeep(&mut self, now: u64) {
+        while let Some(cmd) = self.commands.as_ref().and_then(|r| r.try_recv().ok()) {
+            self.on_command(cmd, now);
+        }
         let liveness = self.opts.liveness_timeout.as_nanos() as u64;
         let ping_every = (self.opts.app_ping_interval.as_nanos() as u64).min(liveness / 3);
         for i in 0..self.conns.len() {
