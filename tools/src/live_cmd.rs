@@ -524,7 +524,7 @@ pub fn run_mock(a: MockArgs) -> Result<()> {
     );
     let stop = ctrl_c_flag();
     let started = Instant::now();
-    while !stop.load(Ordering::Relaxed) && !a.duration.is_some_and(|d| started.elapsed() >= d) {
+    while !stop.load(Ordering::Relaxed) && a.duration.is_none_or(|d| started.elapsed() < d) {
         std::thread::sleep(Duration::from_millis(50));
     }
     mock.stop();

@@ -396,6 +396,10 @@ impl Importer {
                 _ => {}
             }
         }
+        if from_server && df[side].is_broken() {
+            // Like a gap: frame boundaries are lost, later messages cannot be recorded.
+            self.disconnect(c, ts, "websocket stream unframeable")?;
+        }
         Ok(())
     }
 

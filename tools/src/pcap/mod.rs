@@ -1,10 +1,12 @@
-//! pcap interop: look at captures with Wireshark, and turn tcpdump captures into captures.
+//! pcap interop: look at captures in Wireshark, and turn tcpdump captures into `.qcap` files.
 //!
 //! - [`pcapng_export`]: `.qcap` → pcapng, one packet per record, so `tshark`/Wireshark show every
 //!   frame with its receive time and dissect its JSON (link type `WIRESHARK_UPPER_PDU`).
 //! - [`import`]: pcap/pcapng of plaintext WebSocket and REST traffic → `.qcap`, through
 //!   [`read`] (containers) → [`net`] (link layer, IP, TCP header) → [`tcp`] (reassembly) →
-//!   [`http`] (HTTP/1.1 and the upgrade) → [`websocket`] (RFC 6455 de-framing).
+//!   [`http`] (HTTP/1.1 and the upgrade) → [`websocket`] (RFC 6455 de-framing); what it did is a
+//!   [`report::PcapImportReport`].
+//! - [`synth`]: small captures built by hand (fixtures for tests and bug reports, no tcpdump needed).
 //!
 //! Both run on the cold path (operator tools, tests); they favour clear failure reports over speed.
 

@@ -131,6 +131,15 @@ enum Format {
     },
 }
 
+/// Where a packet found by a block reader lies in the reader's buffer.
+struct Found {
+    ts_ns: u64,
+    link_type: u16,
+    start: usize,
+    len: usize,
+    orig_len: u32,
+}
+
 /// Streams packets out of a pcap or pcapng file.
 pub struct PacketReader<R> {
     inner: R,
@@ -307,26 +316,25 @@ impl<R: Read> PacketReader<R> {
                 } => self.next_pcap(endian, nanos, link_type)?,
                 Format::Pcapng { endian } => self.next_pcapng_block(endian)?,
             };
-            if let Some((ts_ns, link_type, start, len, orig_len)) = found {
-                self.last_ts = ts_ns;
+            if let Some(f) = found {
+                self.last_ts = f.ts_ns;
                 return Ok(Some(Packet {
-                    ts_ns,
-                    link_type,
-                    data: &self.buf[start..start + len],
-                    orig_len,
+                    ts_ns: f.ts_ns,
+                    link_type: f.link_type,
+                    data: &self.buf[f.start..f.start + f.len],
+                    orig_len: f.orig_len,
                 }));
             }
         }
     }
 
     /// One classic pcap record: `(ts, link, data start, data len, orig len)` in `self.buf`.
-    #[allow(clippy::type_complexity)]
     fn next_pcap(
         &mut self,
         e: Endian,
         nanos: bool,
         link_type: u16,
-    ) -> Result<Option<(u64, u16, usize, usize, u32)>, PcapError> {
+    ) -> Result<Option<Found>, PcapError> {
         let at = self.offset;
         if !self.fill(16, 0)? {
             return Ok(None);
@@ -343,15 +351,17 @@ impl<R: Read> PacketReader<R> {
             return Ok(None);
         }
         let ts = sec * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
-        Ok(Some((ts, link_type, 0, incl, orig.max(incl as u32))))
+        Ok(Some(Found {
+            ts_ns: ts,
+            link_type,
+            start: 0,
+            len: incl,
+            orig_len: orig.max(incl as u32),
+        }))
     }
 
     /// Reads one pcapng block; returns a packet if it was one.
-    #[allow(clippy::type_complexity)]
-    fn next_pcapng_block(
-        &mut self,
-        e: Endian,
-    ) -> Result<Option<(u64, u16, usize, usize, u32)>, PcapError> {
+    fn next_pcapng_block(&mut self, e: Endian) -> Result<Option<Found>, PcapError> {
         let at = self.offset;
         let mut head = [0u8; 8];
         let n = self.read_up_to_into(&mut head)?;
@@ -410,14 +420,16 @@ impl<R: Read> PacketReader<R> {
                     self.corrupt(at, "packet block too short".into());
                     return Ok(None);
                 }
-                let (iface, caplen_at) = if btype == BLOCK_EPB {
-                    (e.u32(&body[0..4]) as usize, 12)
+                // EPB: 32-bit interface id; obsolete PB: 16-bit id + 16-bit drop count. The rest
+                // of the two layouts is the same.
+                let iface = if btype == BLOCK_EPB {
+                    e.u32(&body[0..4]) as usize
                 } else {
-                    (usize::from(e.u16(&body[0..2])), 12)
+                    usize::from(e.u16(&body[0..2]))
                 };
                 let ticks = (u64::from(e.u32(&body[4..8])) << 32) | u64::from(e.u32(&body[8..12]));
-                let caplen = e.u32(&body[caplen_at..caplen_at + 4]) as usize;
-                let orig = e.u32(&body[caplen_at + 4..caplen_at + 8]);
+                let caplen = e.u32(&body[12..16]) as usize;
+                let orig = e.u32(&body[16..20]);
                 if caplen > body.len() - 20 {
                     self.corrupt(at, format!("packet of {caplen} bytes overruns its block"));
                     return Ok(None);
@@ -426,13 +438,13 @@ impl<R: Read> PacketReader<R> {
                     self.unknown_interface += 1;
                     return Ok(None);
                 };
-                Ok(Some((
-                    itf.ts_ns(ticks),
-                    itf.link_type,
-                    20,
-                    caplen,
-                    orig.max(caplen as u32),
-                )))
+                Ok(Some(Found {
+                    ts_ns: itf.ts_ns(ticks),
+                    link_type: itf.link_type,
+                    start: 20,
+                    len: caplen,
+                    orig_len: orig.max(caplen as u32),
+                }))
             }
             BLOCK_SPB => {
                 if body.len() < 4 {
@@ -446,7 +458,13 @@ impl<R: Read> PacketReader<R> {
                     return Ok(None);
                 };
                 // A simple packet block has no timestamp: it inherits the previous packet's.
-                Ok(Some((self.last_ts, itf.link_type, 4, caplen, orig)))
+                Ok(Some(Found {
+                    ts_ns: self.last_ts,
+                    link_type: itf.link_type,
+                    start: 4,
+                    len: caplen,
+                    orig_len: orig,
+                }))
             }
             _ => Ok(None),
         }

@@ -407,11 +407,6 @@ impl<T: Default> FlowTable<T> {
         (flow, d)
     }
 
-    /// Removes the flow of `seg`'s 5-tuple.
-    pub fn remove(&mut self, a: SocketAddr, b: SocketAddr) -> Option<Flow<T>> {
-        self.flows.remove(&key(a, b))
-    }
-
     /// Removes every live flow (end of capture), oldest endpoints first for a stable order.
     pub fn drain_all(&mut self) -> Vec<Flow<T>> {
         let mut v: Vec<_> = self.flows.drain().map(|(_, f)| f).collect();
