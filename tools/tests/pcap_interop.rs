@@ -973,3 +973,104 @@ fn truncated_and_garbled_captures_never_panic() {
         assert!(o.status.success() && !o.stdout.is_empty(), "{sub:?}");
     }
 }
+
+/// The round trip with the engine's own pieces: the mock exchange serving a real capture in
+/// plaintext, the live feed recording it, tcpdump watching the wire. The pcap import must hold the
+/// same WebSocket frames, in order, as the engine's own recording, and replay to exact books.
+#[test]
+fn tcpdump_of_the_plaintext_mock_matches_the_engines_recording() {
+    use qalpha_engine::replay::Speed;
+    use qalpha_venues::mock::{FaultSpec, MarketSource, MockExchange, MockOptions};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let tmp = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mock = MockExchange::start(MockOptions {
+        venue: Venue::BinanceUsdm,
+        source: MarketSource::Capture(SAMPLE.into()),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: false,
+        cert_out: None,
+        speed: Speed::Factor(50.0),
+        faults: FaultSpec::default(),
+        seed: 1,
+    })
+    .unwrap();
+    let pcap = tmp.path().join("mock.pcap");
+    let Some(dump) = Tcpdump::start(&pcap, mock.addr.port()) else {
+        return;
+    };
+    let o = qalpha_tools::live_cmd::RecordOverrides {
+        venue: Some("binance".into()),
+        symbols: Some(vec!["BTCUSDT".into()]),
+        streams: Some(vec![
+            "depth@0ms".into(),
+            "bookTicker".into(),
+            "trade".into(),
+        ]),
+        ws_url: Some(format!("ws://{}", mock.addr)),
+        rest_url: Some(format!("http://{}", mock.addr)),
+        ca_file: None,
+        wait: None,
+    };
+    let cfg = qalpha_tools::live_cmd::effective_config(None, &o).unwrap();
+    let own = tmp.path().join("own.qcap");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (s2, own2) = (stop.clone(), own.clone());
+    let rec = std::thread::spawn(move || {
+        qalpha_tools::live_cmd::record(&cfg, own2, None, s2, Default::default()).unwrap()
+    });
+    let mut last = (u64::MAX, std::time::Instant::now());
+    loop {
+        let sent = mock.counters.frames_sent.load(Ordering::Relaxed);
+        if sent != last.0 {
+            last = (sent, std::time::Instant::now());
+        }
+        if mock.tape_finished() && last.1.elapsed() > Duration::from_millis(300) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let live = rec.join().unwrap();
+    assert_eq!(live.book_mismatches, 0);
+    // Both connections are closed by now; give tcpdump a moment to write the last segments.
+    std::thread::sleep(Duration::from_millis(500));
+    let summary = dump.stop();
+
+    let imported = tmp.path().join("imported.qcap");
+    let rep = qalpha(&[
+        "import",
+        "pcap",
+        pcap.to_str().unwrap(),
+        "--out",
+        imported.to_str().unwrap(),
+        "--venue",
+        "binance",
+    ]);
+    let ctx = format!("tcpdump: {summary}\nimport: {rep:#}");
+    assert_eq!(rep["tcp"]["gaps"], 0, "{ctx}");
+    let frames = |p: &Path| -> Vec<Vec<u8>> {
+        CaptureReader::open(p)
+            .unwrap()
+            .records()
+            .filter(|r| r.kind == RecordKind::WsText)
+            .map(|r| r.payload.to_vec())
+            .collect()
+    };
+    let (a, b) = (frames(&imported), frames(&own));
+    assert!(a.len() > 20_000, "{ctx}");
+    assert_eq!(a.len(), b.len(), "{ctx}");
+    assert!(a == b, "the wire and the engine's recording differ");
+    let replay = qalpha(&[
+        "replay",
+        imported.to_str().unwrap(),
+        "--check-book",
+        "--json",
+    ]);
+    assert_eq!(replay["book_mismatches"], 0, "{replay}");
+    assert_eq!(replay["gaps"], 0, "{replay}");
+    assert!(replay["book_checks"].as_u64() > Some(300), "{replay}");
+}
