@@ -49,7 +49,8 @@ fn overrides(venue: &str, m: &MockExchange, streams: &[&str]) -> RecordOverrides
         ws_url: Some(format!("wss://{}", m.addr)),
         rest_url: Some(format!("https://{}", m.addr)),
         ca_file: m.ca_file.clone(),
-        wait: None,
+        // Park: epoll waits instead of spinning, so parallel tests do not starve each other.
+        wait: Some(qalpha_engine::runtime::WaitMode::Park),
     }
 }
 
@@ -180,6 +181,7 @@ fn fast_opts() -> LiveOptions {
         backoff_min: Duration::from_millis(50),
         backoff_max: Duration::from_millis(400),
         snapshot_retry: Duration::from_millis(100),
+        wait: qalpha_engine::runtime::WaitMode::Park,
         ..Default::default()
     }
 }
@@ -328,7 +330,7 @@ fn two_venues_on_one_feed_thread() {
         r#"
 [[feed_threads]]
 name = "feed-0"
-wait = "yield"
+wait = "park"
 [[venues]]
 venue = "binance"
 ws_url = "wss://{a}"

@@ -1013,7 +1013,8 @@ fn tcpdump_of_the_plaintext_mock_matches_the_engines_recording() {
         ws_url: Some(format!("ws://{}", mock.addr)),
         rest_url: Some(format!("http://{}", mock.addr)),
         ca_file: None,
-        wait: None,
+        // Park: epoll waits instead of spinning, so parallel tests do not starve each other.
+        wait: Some(qalpha_engine::runtime::WaitMode::Park),
     };
     let cfg = qalpha_tools::live_cmd::effective_config(None, &o).unwrap();
     let own = tmp.path().join("own.qcap");
