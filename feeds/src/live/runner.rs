@@ -331,22 +331,20 @@ impl FeedRunner {
                     self.stats.last_error = Some(format!("poll: {e}"));
                 }
             }
-            let mut ready = [usize::MAX; 64];
-            let mut n = 0;
-            for ev in self.events.iter() {
-                if n < ready.len() {
-                    ready[n] = ev.token().0;
-                    n += 1;
-                }
-            }
-            // Tokens: 2·i for connection i, 2·i + 1 for its standby during a rotation.
-            for &t in &ready[..n] {
+            // Tokens: 2·i for connection i, 2·i + 1 for its standby during a rotation. The event
+            // list is moved out while connections are driven (an empty `Events` does not allocate).
+            let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+            let mut n = 0usize;
+            for ev in events.iter() {
+                n += 1;
+                let t = ev.token().0;
                 if t % 2 == 0 {
                     self.drive(t / 2);
                 } else {
                     self.drive_standby(t / 2);
                 }
             }
+            self.events = events;
             if n == 0 {
                 if self.opts.wait != WaitMode::Park {
                     self.opts.wait.idle(&mut spins);
