@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod decimal;
 pub mod event;
+pub mod order;
 pub mod replay;
 pub mod ring;
 pub mod runtime;
