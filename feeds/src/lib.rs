@@ -11,6 +11,11 @@
 //! - [`book_check`]: compares rebuilt books with the venue's own best bid/offer.
 //! - [`stats`]: per-kind decode counters.
 //! - [`replay`]: the capture handler that routes recorded frames to the venue feeds.
+//! - [`EventSink`]: where every feed sends its events (the ring producer; a `Vec` in tests).
+//!
+//! Shared by both venue feeds, inside the crate: `tape` (field readers on the simd-json tape and
+//! the lazy depth-level list, public as [`binance::Levels`] = [`bybit::Levels`]), `sink` (sending
+//! a stamped event, counting ring drops) and `stale` (the stale clock each book carries).
 
 pub mod binance;
 pub mod book;
@@ -19,5 +24,10 @@ pub mod bybit;
 pub mod json;
 pub mod live;
 pub mod replay;
+mod sink;
+mod stale;
 pub mod stats;
+mod tape;
 pub mod transport;
+
+pub use sink::EventSink;

@@ -10,9 +10,11 @@ use qalpha_engine::event::{
 };
 use qalpha_engine::{Price, Qty, Symbol};
 use simd_json::prelude::*;
-use simd_json::tape::{Array, Object, Value};
+use simd_json::tape::{Object, Value};
 
 use crate::stats::{DecodeError, MsgKind};
+pub use crate::tape::Levels;
+use crate::tape::{dec, num, req, sym};
 
 /// A decoded Binance message, borrowing the parser's tape.
 #[derive(Debug)]
@@ -65,110 +67,6 @@ pub struct DepthSnapshot<'t, 'i> {
     pub txn_ms: u64,
     pub bids: Levels<'t, 'i>,
     pub asks: Levels<'t, 'i>,
-}
-
-/// `[[price, qty], …]` on the tape, parsed lazily.
-#[derive(Clone, Copy)]
-pub struct Levels<'t, 'i> {
-    arr: Option<Array<'t, 'i>>,
-    kind: MsgKind,
-}
-
-impl std::fmt::Debug for Levels<'_, '_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Levels({})", self.len())
-    }
-}
-
-impl<'t, 'i> Levels<'t, 'i> {
-    /// An empty level list.
-    pub fn empty(kind: MsgKind) -> Self {
-        Self { arr: None, kind }
-    }
-
-    pub fn len(&self) -> usize {
-        self.arr.map_or(0, |a| a.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Iterates `(price, qty)`; a malformed level yields an error (and the caller must treat the
-    /// whole update as lost).
-    pub fn iter(&self) -> impl Iterator<Item = Result<(Price, Qty), DecodeError>> + 't {
-        let kind = self.kind;
-        self.arr
-            .into_iter()
-            .flat_map(|a| a.iter())
-            .map(move |lvl| parse_level(lvl, kind))
-    }
-}
-
-#[inline]
-fn parse_level(lvl: Value<'_, '_>, kind: MsgKind) -> Result<(Price, Qty), DecodeError> {
-    let a = lvl
-        .as_array()
-        .ok_or(DecodeError::new(kind, "level is not an array"))?;
-    let mut it = a.iter();
-    let (Some(p), Some(q)) = (it.next(), it.next()) else {
-        return Err(DecodeError::new(kind, "level needs [price, qty]"));
-    };
-    Ok((dec(p, kind, "level price")?, dec(q, kind, "level qty")?))
-}
-
-#[inline]
-fn dec<T: FromFixed>(
-    v: Value<'_, '_>,
-    kind: MsgKind,
-    what: &'static str,
-) -> Result<T, DecodeError> {
-    let s = v.as_str().ok_or(DecodeError::new(kind, what))?;
-    qalpha_engine::decimal::parse_fixed(s.as_bytes())
-        .map(T::from_fixed)
-        .map_err(|_| DecodeError::new(kind, what))
-}
-
-/// Fixed-point newtypes constructible from raw `10^-8` units.
-trait FromFixed {
-    fn from_fixed(v: i64) -> Self;
-}
-impl FromFixed for Price {
-    fn from_fixed(v: i64) -> Self {
-        Price(v)
-    }
-}
-impl FromFixed for Qty {
-    fn from_fixed(v: i64) -> Self {
-        Qty(v)
-    }
-}
-
-#[inline]
-fn num(v: Value<'_, '_>, kind: MsgKind, what: &'static str) -> Result<u64, DecodeError> {
-    v.as_u64().ok_or(DecodeError::new(kind, what))
-}
-
-#[inline]
-fn sym(v: Value<'_, '_>, kind: MsgKind) -> Result<Symbol, DecodeError> {
-    v.as_str()
-        .and_then(Symbol::parse)
-        .ok_or(DecodeError::new(kind, "bad symbol"))
-}
-
-#[inline]
-fn levels<'t, 'i>(v: Value<'t, 'i>, kind: MsgKind) -> Result<Levels<'t, 'i>, DecodeError> {
-    match v.as_array() {
-        Some(arr) => Ok(Levels {
-            arr: Some(arr),
-            kind,
-        }),
-        None => Err(DecodeError::new(kind, "levels are not an array")),
-    }
-}
-
-fn req<T>(v: Option<T>, kind: MsgKind, what: &'static str) -> Result<T, DecodeError> {
-    v.ok_or(DecodeError::new(kind, what))
 }
 
 /// Decodes a Binance USD-M frame (combined envelope, raw event, REST snapshot or control reply).
@@ -270,8 +168,8 @@ fn decode_depth<'t, 'i>(
             "U" => first = Some(num(v, K, "U")?),
             "u" => last = Some(num(v, K, "u")?),
             "pu" => pu = Some(num(v, K, "pu")?),
-            "b" => b = Some(levels(v, K)?),
-            "a" => a = Some(levels(v, K)?),
+            "b" => b = Some(Levels::from_tape(v, K)?),
+            "a" => a = Some(Levels::from_tape(v, K)?),
             _ => {}
         }
     }
@@ -297,8 +195,8 @@ fn decode_snapshot<'t, 'i>(obj: Object<'t, 'i>) -> Result<DepthSnapshot<'t, 'i>,
             "lastUpdateId" => id = Some(num(v, K, "lastUpdateId")?),
             "E" => e_ms = num(v, K, "E")?,
             "T" => t_ms = num(v, K, "T")?,
-            "bids" => b = Some(levels(v, K)?),
-            "asks" => a = Some(levels(v, K)?),
+            "bids" => b = Some(Levels::from_tape(v, K)?),
+            "asks" => a = Some(Levels::from_tape(v, K)?),
             _ => {}
         }
     }

@@ -3,34 +3,22 @@
 //! Runs on the feed thread. Per frame it allocates nothing after warm-up: the parser's buffers,
 //! the books and their diff buffers are all reused. Books are kept per symbol in a small vector
 //! (a feed serves a handful of symbols; a linear scan of inline symbols beats hashing).
+//!
+//! [`MarketEvent`]: qalpha_engine::MarketEvent
 
-use qalpha_engine::event::{MarketEvent, MarketPayload, StaleReason, Venue};
+use qalpha_engine::event::{MarketPayload, StaleReason, Venue};
 use qalpha_engine::ring::PushOutcome;
 use qalpha_engine::Symbol;
 
 use super::decode::{decode, BinanceMsg, DepthUpdate};
 use super::sync::{BookSync, DiffIds, DiffOutcome, SnapshotOutcome, SyncCounters};
 use crate::json::JsonParser;
+use crate::sink::{emit, VenueCounters};
+use crate::stale::StaleClock;
 use crate::stats::{DecodeError, DecodeStats, MsgKind};
 
-/// Where events go. The ring producer implements it; tests collect into a `Vec`.
-pub trait EventSink {
-    fn emit(&mut self, ev: MarketEvent) -> PushOutcome;
-}
-
-impl EventSink for Vec<MarketEvent> {
-    fn emit(&mut self, ev: MarketEvent) -> PushOutcome {
-        self.push(ev);
-        PushOutcome::Pushed
-    }
-}
-
-impl EventSink for qalpha_engine::ring::Producer<MarketEvent> {
-    #[inline]
-    fn emit(&mut self, ev: MarketEvent) -> PushOutcome {
-        self.push(ev)
-    }
-}
+/// Kept at its first home: `qalpha_feeds::binance::feed::EventSink` is used across the workspace.
+pub use crate::sink::EventSink;
 
 /// Feed-level counters (books' own counters are summed in [`BinanceFeed::sync_counters`]).
 #[derive(Clone, Debug, Default)]
@@ -52,12 +40,17 @@ pub struct FeedCounters {
     pub duplicate_trades: u64,
 }
 
+impl VenueCounters for FeedCounters {
+    const VENUE: Venue = Venue::BinanceUsdm;
+    fn ring_drops(&mut self) -> &mut u64 {
+        &mut self.ring_drops
+    }
+}
+
 struct SymbolBook {
     symbol: Symbol,
     sync: BookSync,
-    /// Receive time the book went stale after having been synced.
-    stale_since_ns: Option<u64>,
-    ever_synced: bool,
+    stale: StaleClock,
     /// Highest trade id seen (duplicate and late trade copies are dropped).
     last_trade_id: u64,
 }
@@ -249,9 +242,7 @@ impl BinanceFeed {
     /// Closes the books' stale-time accounting at the end of a replay.
     pub fn finish(&mut self) {
         for b in &mut self.books {
-            if let Some(since) = b.stale_since_ns.take() {
-                self.counters.stale_ns += self.last_recv_ns.saturating_sub(since);
-            }
+            self.counters.stale_ns += b.stale.finish(self.last_recv_ns).unwrap_or(0);
         }
     }
 
@@ -301,47 +292,21 @@ fn book_index(books: &mut Vec<SymbolBook>, symbol: Symbol) -> usize {
     books.push(SymbolBook {
         symbol,
         sync: BookSync::new(),
-        stale_since_ns: None,
-        ever_synced: false,
+        stale: StaleClock::default(),
         last_trade_id: 0,
     });
     books.len() - 1
 }
 
-#[inline]
-fn emit<S: EventSink>(
-    c: &mut FeedCounters,
-    sink: &mut S,
-    symbol: Symbol,
-    recv_ns: u64,
-    exch_ms: u64,
-    payload: MarketPayload,
-) -> PushOutcome {
-    let out = sink.emit(MarketEvent {
-        venue: Venue::BinanceUsdm,
-        symbol,
-        recv_ns,
-        decoded_ns: qalpha_engine::clock::now_ns(),
-        exch_ms,
-        payload,
-    });
-    if out == PushOutcome::Dropped {
-        c.ring_drops += 1;
-    }
-    out
-}
-
 fn synced(b: &mut SymbolBook, c: &mut FeedCounters, recv_ns: u64) {
-    if let Some(since) = b.stale_since_ns.take() {
-        c.stale_ns += recv_ns.saturating_sub(since);
+    if let Some(stale_ns) = b.stale.synced(recv_ns) {
+        c.stale_ns += stale_ns;
         c.resyncs += 1;
     }
-    b.ever_synced = true;
 }
 
 fn went_stale(b: &mut SymbolBook, c: &mut FeedCounters, pending: &mut Vec<Symbol>, recv_ns: u64) {
-    if b.ever_synced && b.stale_since_ns.is_none() {
-        b.stale_since_ns = Some(recv_ns);
+    if b.stale.went_stale(recv_ns) {
         c.stale_events += 1;
     }
     if !pending.contains(&b.symbol) {

@@ -1,7 +1,7 @@
 //! Binance USD-M futures market data (PROTOCOLS.md §A).
 //!
-//! - [`decode`]: combined-stream envelopes and raw frames → [`decode::BinanceMsg`], plus the REST
-//!   depth snapshot.
+//! - [`decode`](mod@decode): combined-stream envelopes and raw frames → [`decode::BinanceMsg`],
+//!   plus the REST depth snapshot.
 //! - [`sync`]: the local-book rules of §A.4 (buffer diffs, bridge the snapshot, `pu` continuity).
 //! - [`feed`]: one venue feed: parser + decoder + per-symbol books, emitting [`MarketEvent`]s.
 //!

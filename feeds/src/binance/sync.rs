@@ -559,11 +559,23 @@ mod tests {
         s.on_snapshot(100, vec![lv("10", "1")], vec![lv("11", "1")]);
         s.on_diff(ids(100, 101, 99), none(), none());
         // Diff 102..105 is lost; 106..110 arrives: gap.
-        assert_eq!(s.on_diff(ids(106, 110, 105), vec![lv("10", "7")], none()), DiffOutcome::Stale(StaleReason::SequenceGap));
-        assert_eq!(s.on_diff(ids(111, 115, 110), none(), none()), DiffOutcome::Buffered);
-        assert_eq!(s.on_snapshot(112, vec![lv("10", "3")], vec![lv("11", "2")]), SnapshotOutcome::Synced { last_id: 115 });
+        assert_eq!(
+            s.on_diff(ids(106, 110, 105), vec![lv("10", "7")], none()),
+            DiffOutcome::Stale(StaleReason::SequenceGap)
+        );
+        assert_eq!(
+            s.on_diff(ids(111, 115, 110), none(), none()),
+            DiffOutcome::Buffered
+        );
+        assert_eq!(
+            s.on_snapshot(112, vec![lv("10", "3")], vec![lv("11", "2")]),
+            SnapshotOutcome::Synced { last_id: 115 }
+        );
         // The lost diff shows up late (a reorder): it predates the resync and must not touch the book.
-        assert_eq!(s.on_diff(ids(102, 105, 101), vec![lv("10", "99")], none()), DiffOutcome::Dropped);
+        assert_eq!(
+            s.on_diff(ids(102, 105, 101), vec![lv("10", "99")], none()),
+            DiffOutcome::Dropped
+        );
         assert_eq!(s.book().best_bid().unwrap().qty, Qty::parse("3").unwrap());
     }
 

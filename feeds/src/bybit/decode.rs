@@ -4,19 +4,22 @@
 //! topics and depths (liquidation frames put `data` first), so nothing relies on it, and unknown or
 //! newly added fields (`cts`, `RPI`, `fundingCap`, …) cost nothing. The topic name decides the
 //! message; `data` is decoded only after the whole envelope has been seen. Prices and sizes are
-//! parsed exactly ([`Price`], [`Qty`]). Depth levels, trades and liquidations are not copied: the
+//! parsed exactly ([`Price`](qalpha_engine::Price), [`Qty`](qalpha_engine::Qty)) by the shared
+//! field readers (`crate::tape`). Depth levels, trades and liquidations are not copied: the
 //! book and the feed consume them from the tape, so a frame with 500 levels allocates nothing.
 //!
 //! Times and sequence numbers are JSON numbers in every real frame, but Bybit sends some times as
 //! strings (`nextFundingTime`), so every integer field accepts both spellings.
 
-use qalpha_engine::{Price, Qty, Symbol};
+use qalpha_engine::Symbol;
 use simd_json::prelude::*;
-use simd_json::tape::{Array, Value};
+use simd_json::tape::Value;
 
 use super::ticker::{decode_ticker_fields, TickerFields};
 use super::trade::{Liquidations, Trades};
 use crate::stats::{DecodeError, MsgKind};
+pub use crate::tape::Levels;
+use crate::tape::{req, sym, uint};
 
 /// A decoded Bybit message, borrowing the parser's tape.
 #[derive(Debug)]
@@ -53,47 +56,6 @@ pub struct BookUpdate<'t, 'i> {
     pub seq: u64,
     pub bids: Levels<'t, 'i>,
     pub asks: Levels<'t, 'i>,
-}
-
-/// `[[price, size], …]` on the tape, parsed lazily (size `"0"` deletes).
-#[derive(Clone, Copy)]
-pub struct Levels<'t, 'i> {
-    arr: Option<Array<'t, 'i>>,
-}
-
-impl std::fmt::Debug for Levels<'_, '_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Levels({})", self.len())
-    }
-}
-
-impl<'t, 'i> Levels<'t, 'i> {
-    pub fn len(&self) -> usize {
-        self.arr.map_or(0, |a| a.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Iterates `(price, size)`; a malformed level yields an error (the caller must treat the whole
-    /// update as lost).
-    pub fn iter(&self) -> impl Iterator<Item = Result<(Price, Qty), DecodeError>> + 't {
-        self.arr.into_iter().flat_map(|a| a.iter()).map(parse_level)
-    }
-}
-
-#[inline]
-fn parse_level(lvl: Value<'_, '_>) -> Result<(Price, Qty), DecodeError> {
-    const K: MsgKind = MsgKind::OrderBook;
-    let a = lvl
-        .as_array()
-        .ok_or(DecodeError::new(K, "level is not an array"))?;
-    let mut it = a.iter();
-    let (Some(p), Some(q)) = (it.next(), it.next()) else {
-        return Err(DecodeError::new(K, "level needs [price, size]"));
-    };
-    Ok((dec(p, K, "level price")?, dec(q, K, "level size")?))
 }
 
 /// A `tickers` frame: which fields it carries.
@@ -133,60 +95,6 @@ impl Control {
     pub fn is_failed_subscription(&self) -> bool {
         self.op == ControlOp::Subscribe && self.success == Some(false)
     }
-}
-
-#[inline]
-pub(super) fn dec<T: FromFixed>(
-    v: Value<'_, '_>,
-    kind: MsgKind,
-    what: &'static str,
-) -> Result<T, DecodeError> {
-    let s = v.as_str().ok_or(DecodeError::new(kind, what))?;
-    qalpha_engine::decimal::parse_fixed(s.as_bytes())
-        .map(T::from_fixed)
-        .map_err(|_| DecodeError::new(kind, what))
-}
-
-/// Fixed-point newtypes constructible from raw `10^-8` units.
-pub(super) trait FromFixed {
-    fn from_fixed(v: i64) -> Self;
-}
-impl FromFixed for Price {
-    fn from_fixed(v: i64) -> Self {
-        Price(v)
-    }
-}
-impl FromFixed for Qty {
-    fn from_fixed(v: i64) -> Self {
-        Qty(v)
-    }
-}
-
-/// An unsigned integer sent as a JSON number or as a decimal string (`"1680681600000"`).
-#[inline]
-pub(super) fn uint(
-    v: Value<'_, '_>,
-    kind: MsgKind,
-    what: &'static str,
-) -> Result<u64, DecodeError> {
-    if let Some(n) = v.as_u64() {
-        return Ok(n);
-    }
-    v.as_str()
-        .filter(|s| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
-        .and_then(|s| s.parse().ok())
-        .ok_or(DecodeError::new(kind, what))
-}
-
-#[inline]
-pub(super) fn sym(v: Value<'_, '_>, kind: MsgKind) -> Result<Symbol, DecodeError> {
-    v.as_str()
-        .and_then(Symbol::parse)
-        .ok_or(DecodeError::new(kind, "bad symbol"))
-}
-
-pub(super) fn req<T>(v: Option<T>, kind: MsgKind, what: &'static str) -> Result<T, DecodeError> {
-    v.ok_or(DecodeError::new(kind, what))
 }
 
 /// What the topic names.
@@ -350,19 +258,13 @@ fn decode_book<'t, 'i>(
         .as_object()
         .ok_or(DecodeError::new(K, "data is not an object"))?;
     let (mut s, mut u, mut seq, mut b, mut a) = (None, None, None, None, None);
-    let levels = |v: Value<'t, 'i>| -> Result<Levels<'t, 'i>, DecodeError> {
-        let arr = v
-            .as_array()
-            .ok_or(DecodeError::new(K, "levels are not an array"))?;
-        Ok(Levels { arr: Some(arr) })
-    };
     for (k, v) in obj.iter() {
         match k {
             "s" => s = Some(sym(v, K)?),
             "u" => u = Some(uint(v, K, "u")?),
             "seq" => seq = Some(uint(v, K, "seq")?),
-            "b" => b = Some(levels(v)?),
-            "a" => a = Some(levels(v)?),
+            "b" => b = Some(Levels::from_tape(v, K)?),
+            "a" => a = Some(Levels::from_tape(v, K)?),
             _ => {}
         }
     }
@@ -381,19 +283,24 @@ fn decode_book<'t, 'i>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::json::JsonParser;
+    use qalpha_engine::{Price, Qty};
 
-    fn with<R>(frame: &str, f: impl FnOnce(Result<BybitMsg<'_, '_>, DecodeError>) -> R) -> R {
+    /// Decodes `frame` and hands the result to `f` (also used by the `trade` tests).
+    pub(in crate::bybit) fn with<R>(
+        frame: &str,
+        f: impl FnOnce(Result<BybitMsg<'_, '_>, DecodeError>) -> R,
+    ) -> R {
         let mut p = JsonParser::new(256);
         p.parse(frame.as_bytes(), |v| f(decode(v)))
             .expect("valid JSON")
     }
-    fn px(s: &str) -> Price {
+    pub(in crate::bybit) fn px(s: &str) -> Price {
         Price::parse(s).unwrap()
     }
-    fn qty(s: &str) -> Qty {
+    pub(in crate::bybit) fn qty(s: &str) -> Qty {
         Qty::parse(s).unwrap()
     }
 

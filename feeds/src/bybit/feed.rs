@@ -17,16 +17,19 @@
 //! Every book event carries Bybit's cross sequence `seq` as its update id (not the per-topic `u`),
 //! so quotes from `orderbook.1` and tops of deeper books are comparable by
 //! [`crate::book_check::BookChecker`].
+//!
+//! [`MarketEvent`]: qalpha_engine::MarketEvent
 
-use qalpha_engine::event::{MarkPrice, MarketEvent, MarketPayload, StaleReason, TopOfBook, Venue};
+use qalpha_engine::event::{MarkPrice, MarketPayload, StaleReason, TopOfBook, Venue};
 use qalpha_engine::ring::PushOutcome;
 use qalpha_engine::Symbol;
 
 use super::decode::{decode, BookUpdate, BybitMsg, Control, ControlOp, TickerUpdate};
 use super::sync::{DeltaOutcome, SnapshotOutcome, SyncCounters, TopicBook};
 use super::ticker::Ticker;
-use crate::binance::feed::EventSink;
 use crate::json::JsonParser;
+use crate::sink::{emit, EventSink, VenueCounters};
+use crate::stale::StaleClock;
 use crate::stats::{DecodeError, DecodeStats, MsgKind};
 
 /// Feed-level counters (the books' own counters are summed in [`BybitFeed::sync_counters`]).
@@ -52,6 +55,13 @@ pub struct FeedCounters {
     pub orphan_ticker_deltas: u64,
 }
 
+impl VenueCounters for FeedCounters {
+    const VENUE: Venue = Venue::BybitLinear;
+    fn ring_drops(&mut self) -> &mut u64 {
+        &mut self.ring_drops
+    }
+}
+
 /// A book topic: `orderbook.{depth}.{symbol}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BookTopic {
@@ -69,9 +79,8 @@ impl BookTopic {
 struct BookSlot {
     topic: BookTopic,
     sync: TopicBook,
-    /// Receive time the book went stale after having been synced.
-    stale_since_ns: Option<u64>,
-    ever_synced: bool,
+    /// Never started for `orderbook.1`: quote topics are not counted as stale books.
+    stale: StaleClock,
 }
 
 struct TickerSlot {
@@ -217,9 +226,7 @@ impl BybitFeed {
     /// Closes the books' stale-time accounting at the end of a replay.
     pub fn finish(&mut self) {
         for b in &mut self.books {
-            if let Some(since) = b.stale_since_ns.take() {
-                self.counters.stale_ns += self.last_recv_ns.saturating_sub(since);
-            }
+            self.counters.stale_ns += b.stale.finish(self.last_recv_ns).unwrap_or(0);
         }
     }
 
@@ -277,48 +284,22 @@ fn book_index(books: &mut Vec<BookSlot>, topic: BookTopic) -> usize {
     books.push(BookSlot {
         topic,
         sync: TopicBook::new(topic.depth),
-        stale_since_ns: None,
-        ever_synced: false,
+        stale: StaleClock::default(),
     });
     books.len() - 1
 }
 
-#[inline]
-fn emit<S: EventSink>(
-    c: &mut FeedCounters,
-    sink: &mut S,
-    symbol: Symbol,
-    recv_ns: u64,
-    exch_ms: u64,
-    payload: MarketPayload,
-) -> PushOutcome {
-    let out = sink.emit(MarketEvent {
-        venue: Venue::BybitLinear,
-        symbol,
-        recv_ns,
-        decoded_ns: qalpha_engine::clock::now_ns(),
-        exch_ms,
-        payload,
-    });
-    if out == PushOutcome::Dropped {
-        c.ring_drops += 1;
-    }
-    out
-}
-
 fn synced(b: &mut BookSlot, c: &mut FeedCounters, pending: &mut Vec<BookTopic>, recv_ns: u64) {
-    if let Some(since) = b.stale_since_ns.take() {
-        c.stale_ns += recv_ns.saturating_sub(since);
+    if let Some(stale_ns) = b.stale.synced(recv_ns) {
+        c.stale_ns += stale_ns;
         c.resyncs += 1;
     }
-    b.ever_synced = true;
     pending.retain(|t| *t != b.topic);
 }
 
 /// Starts the stale clock of a depth book that was in sync, and asks for a resubscribe.
 fn went_stale(b: &mut BookSlot, c: &mut FeedCounters, pending: &mut Vec<BookTopic>, recv_ns: u64) {
-    if !b.topic.is_quote() && b.ever_synced && b.stale_since_ns.is_none() {
-        b.stale_since_ns = Some(recv_ns);
+    if !b.topic.is_quote() && b.stale.went_stale(recv_ns) {
         c.stale_events += 1;
     }
     if !pending.contains(&b.topic) {

@@ -11,8 +11,8 @@ use qalpha_engine::{Price, Qty, Symbol};
 use simd_json::prelude::*;
 use simd_json::tape::{Object, Value};
 
-use super::decode::{dec, sym, uint, FromFixed};
 use crate::stats::{DecodeError, MsgKind};
+use crate::tape::{dec, sym, uint, FromFixed};
 
 /// One ticker field as a frame carries it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use qalpha_engine::{Price, Qty, Symbol};
 use simd_json::prelude::*;
 use simd_json::tape::{Array, Object, Value};
 
-use super::decode::{dec, req, sym, uint};
 use crate::stats::{DecodeError, MsgKind};
+use crate::tape::{dec, req, sym, uint};
 
 /// The trades of one `publicTrade` frame, decoded one by one as the feed emits them.
 #[derive(Clone, Copy)]
@@ -179,20 +179,8 @@ fn decode_liquidation(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bybit::decode::{decode, BybitMsg};
-    use crate::json::JsonParser;
-
-    fn with<R>(frame: &str, f: impl FnOnce(Result<BybitMsg<'_, '_>, DecodeError>) -> R) -> R {
-        let mut p = JsonParser::new(256);
-        p.parse(frame.as_bytes(), |v| f(decode(v)))
-            .expect("valid JSON")
-    }
-    fn px(s: &str) -> Price {
-        Price::parse(s).unwrap()
-    }
-    fn qty(s: &str) -> Qty {
-        Qty::parse(s).unwrap()
-    }
+    use crate::bybit::decode::tests::{px, qty, with};
+    use crate::bybit::decode::BybitMsg;
 
     #[test]
     fn trades_hash_their_uuid_and_keep_the_taker_side() {
