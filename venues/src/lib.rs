@@ -3,6 +3,7 @@
 //! signing for both venues ([`sign`], tested with the documented vectors). Order gateways, rate limits
 //! and the shared matching model arrive with the order-entry issue.
 
+pub mod errors;
 pub mod instrument;
 pub mod mock;
 pub mod sign;
