@@ -1,9 +1,13 @@
 //! `qalpha-venues`: execution venues. Today: the mock exchange's market-data side ([`mock`]), which
-//! speaks Binance USD-M's and Bybit v5's real public protocols over real TLS on loopback, and request
-//! signing for both venues ([`sign`], tested with the documented vectors). Order gateways, rate limits
-//! and the shared matching model arrive with the order-entry issue.
+//! speaks Binance USD-M's and Bybit v5's real public protocols over real TLS on loopback; and the
+//! order-entry groundwork: request signing ([`sign`], tested with the documented vectors), instrument
+//! rules checked before sending ([`instrument`]), typed venue errors with retry policies ([`errors`]),
+//! client-side rate limits ([`limits`]) and the server-time offset ([`clock_sync`]). The gateways and
+//! the mock's order entry build on these.
 
+pub mod clock_sync;
 pub mod errors;
 pub mod instrument;
+pub mod limits;
 pub mod mock;
 pub mod sign;
