@@ -6,6 +6,8 @@
 //! - [`runtime`]: named threads pinned with `core_affinity`, with spin/yield/park waiting.
 //! - [`clock`]: a monotonic nanosecond clock anchored to the Unix epoch.
 //! - [`capture`]: the `.qcap` capture format (writer with rotation, memory-mapped reader).
+//! - [`transport`]: the non-blocking TLS WebSocket client on mio and the cold-path HTTPS GET, shared
+//!   by the market-data feeds and the order gateways.
 //! - [`replay`]: the replay pipeline: a feed thread driving a [`replay::CaptureHandler`], a ring, a consumer.
 //!
 //! This crate depends on no sibling crate (DESIGN §2).
@@ -20,6 +22,7 @@ pub mod replay;
 pub mod ring;
 pub mod runtime;
 pub mod symbol;
+pub mod transport;
 
 pub use decimal::{Price, Qty, FIXED_SCALE};
 pub use event::{MarketEvent, MarketPayload, Side, Venue};

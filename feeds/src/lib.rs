@@ -28,6 +28,7 @@ mod sink;
 mod stale;
 pub mod stats;
 mod tape;
-pub mod transport;
+/// The transport moved to `qalpha-engine` (the order gateways in `qalpha-venues` use it too).
+pub use qalpha_engine::transport;
 
 pub use sink::EventSink;

@@ -241,10 +241,8 @@ impl WsClient {
         };
         loop {
             match ws.read() {
-                Ok(Message::Text(t)) => {
-                    on_frame(qalpha_engine::clock::now_ns(), true, t.as_bytes())
-                }
-                Ok(Message::Binary(b)) => on_frame(qalpha_engine::clock::now_ns(), false, &b),
+                Ok(Message::Text(t)) => on_frame(crate::clock::now_ns(), true, t.as_bytes()),
+                Ok(Message::Binary(b)) => on_frame(crate::clock::now_ns(), false, &b),
                 // tungstenite queues the pong itself; it goes out with the next flush.
                 Ok(Message::Ping(_)) | Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => {}
                 Ok(Message::Close(c)) => {
