@@ -41,6 +41,18 @@ pub fn get(
     tls: Option<&Arc<ClientConfig>>,
     timeout: Duration,
 ) -> Result<HttpResponse, TransportError> {
+    request("GET", url, &[], b"", tls, timeout)
+}
+
+/// Sends one request (`method` `url` with extra `headers` and `body`) and reads the whole response.
+pub fn request(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    tls: Option<&Arc<ClientConfig>>,
+    timeout: Duration,
+) -> Result<HttpResponse, TransportError> {
     let ep = Endpoint::parse(url)?;
     let http = |why: String| TransportError::Http {
         url: url.to_string(),
@@ -65,11 +77,20 @@ pub fn get(
     tcp.set_read_timeout(Some(timeout)).ok();
     tcp.set_write_timeout(Some(timeout)).ok();
     tcp.set_nodelay(true).ok();
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: qalpha\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+    let mut head = format!(
+        "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: qalpha\r\nAccept: application/json\r\nConnection: close\r\n",
         ep.target,
         ep.host
     );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method != "GET" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
     let raw = if ep.tls {
         let cfg = tls.ok_or_else(|| http("https:// needs a TLS client configuration".into()))?;
         let name = ServerName::try_from(ep.host.clone()).map_err(|e| http(e.to_string()))?;
@@ -83,8 +104,8 @@ pub fn get(
     parse_response(&raw).map_err(|why| http(why.to_string()))
 }
 
-fn exchange<S: Read + Write>(s: &mut S, request: &str) -> std::io::Result<Vec<u8>> {
-    s.write_all(request.as_bytes())?;
+fn exchange<S: Read + Write>(s: &mut S, request: &[u8]) -> std::io::Result<Vec<u8>> {
+    s.write_all(request)?;
     s.flush()?;
     let mut out = Vec::with_capacity(64 * 1024);
     let mut buf = [0u8; 16 * 1024];
@@ -218,5 +239,54 @@ mod tests {
         ));
         assert!(parse_response(b"garbage").is_err());
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort").is_err());
+    }
+
+    #[test]
+    fn post_with_headers_and_body_over_loopback() {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (sock, _) = listener.accept().unwrap();
+            let mut r = BufReader::new(sock.try_clone().unwrap());
+            let mut head = Vec::new();
+            let mut len = 0usize;
+            loop {
+                let mut l = String::new();
+                r.read_line(&mut l).unwrap();
+                if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                if l == "\r\n" {
+                    break;
+                }
+                head.push(l);
+            }
+            let mut body = vec![0u8; len];
+            std::io::Read::read_exact(&mut r, &mut body).unwrap();
+            let mut w = sock;
+            w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .unwrap();
+            (head, body)
+        });
+        let headers = vec![("X-BAPI-SIGN".to_string(), "abc".to_string())];
+        let url = format!("http://{addr}/v5/order/create");
+        let r = request(
+            "POST",
+            &url,
+            &headers,
+            br#"{"a":1}"#,
+            None,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+        let (head, body) = server.join().unwrap();
+        assert!(
+            head[0].starts_with("POST /v5/order/create HTTP/1.1"),
+            "{head:?}"
+        );
+        assert!(head.iter().any(|l| l.starts_with("X-BAPI-SIGN: abc")));
+        assert_eq!(body, br#"{"a":1}"#);
     }
 }
