@@ -4,6 +4,7 @@
 //! fault injection. It is what the integration tests, the demo and the latency benchmarks talk to.
 //! Order entry joins it in the next issue.
 
+pub mod auth;
 pub mod book;
 pub mod certs;
 pub mod faults;
