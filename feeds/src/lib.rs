@@ -20,6 +20,7 @@
 pub mod binance;
 pub mod book;
 pub mod book_check;
+pub mod dedupe;
 pub mod bybit;
 pub mod json;
 pub mod live;

@@ -508,3 +508,13 @@ fn live_subscribe_adds_a_stream_without_reconnecting() {
         "{st:?}"
     );
 }
+
+#[test]
+fn bybit_duplicated_frames_are_dropped() {
+    let (rep, m, r) = bybit_with_faults("duplicate=0.05", 3);
+    assert!(m.counters.duplicated.load(Ordering::Relaxed) > 0);
+    // Duplicated deltas (same `u`) and duplicated trades (same id) are both dropped, not gaps.
+    assert!(rep.duplicates > 0, "{rep:?}");
+    assert_eq!(rep.gaps, 0, "{rep:?}");
+    assert_healthy(&rep, &r);
+}

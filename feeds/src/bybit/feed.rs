@@ -49,6 +49,8 @@ pub struct FeedCounters {
     /// Replies to subscribe / unsubscribe / ping / auth.
     pub control_frames: u64,
     pub pongs: u64,
+    /// Trades whose id was seen within the last few hundred (duplicated or replayed copies): dropped.
+    pub duplicate_trades: u64,
     /// `op:"subscribe"` replies with `success:false` (logged once).
     pub failed_subscriptions: u64,
     /// Ticker deltas for a symbol with no snapshot since start or disconnect (nothing to merge into).
@@ -100,6 +102,8 @@ pub struct BybitFeed {
     last_recv_ns: u64,
     /// Book topics that need a fresh snapshot (drained by the live driver, which resubscribes).
     pending_resubscribes: Vec<BookTopic>,
+    /// Trade ids seen lately (Bybit's ids are unordered UUIDs: duplicates are found by membership).
+    recent_trades: crate::dedupe::RecentIds,
 }
 
 impl Default for BybitFeed {
@@ -118,6 +122,7 @@ impl BybitFeed {
             counters: FeedCounters::default(),
             last_recv_ns: 0,
             pending_resubscribes: Vec::with_capacity(16),
+            recent_trades: crate::dedupe::RecentIds::default(),
         }
     }
 
@@ -132,6 +137,7 @@ impl BybitFeed {
             tickers,
             counters,
             pending_resubscribes,
+            recent_trades,
             ..
         } = self;
         let res = parser.parse(frame, |root| -> Result<(), DecodeError> {
@@ -143,6 +149,10 @@ impl BybitFeed {
                     // Elements are independent: those before a malformed one are real trades.
                     for r in t.iter() {
                         let (symbol, trade) = r?;
+                        if !recent_trades.insert_if_new(trade.trade_id) {
+                            counters.duplicate_trades += 1;
+                            continue;
+                        }
                         emit(
                             counters,
                             sink,
