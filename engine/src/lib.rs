@@ -12,6 +12,7 @@
 //!
 //! This crate depends on no sibling crate (DESIGN §2).
 
+pub mod book_view;
 pub mod capture;
 pub mod clock;
 pub mod config;

@@ -322,6 +322,11 @@ impl OrderState {
                 if self.status == OrderStatus::PendingNew {
                     self.status = OrderStatus::New;
                 }
+                // The amended size is what is filled plus what is still open.
+                let new_qty = r.cum_qty.raw() + r.leaves_qty.raw();
+                if new_qty > 0 {
+                    self.order.qty = Qty(new_qty);
+                }
                 Applied::Changed
             }
             ExecKind::Rejected => {
@@ -451,6 +456,20 @@ mod tests {
         assert_eq!(
             s.apply(&rep(ExecKind::Canceled, "0", "0", "2")),
             Applied::Ignored
+        );
+    }
+
+    #[test]
+    fn amend_changes_the_open_quantity() {
+        let mut s = OrderState::new(order("3"));
+        s.apply(&rep(ExecKind::Ack, "0", "0", "0"));
+        s.apply(&rep(ExecKind::PartialFill, "100", "1", "1"));
+        let mut a = rep(ExecKind::Amended, "0", "0", "1");
+        a.leaves_qty = Qty::parse("4").unwrap();
+        assert_eq!(s.apply(&a), Applied::Changed);
+        assert_eq!(
+            (s.order.qty, s.leaves()),
+            (Qty::parse("5").unwrap(), Qty::parse("4").unwrap())
         );
     }
 

@@ -6,8 +6,9 @@
 //! so after warm-up applying an update allocates nothing. Quantities are absolute; zero deletes.
 //! Owned by the feed thread (single writer); other threads see it only through events.
 
+use qalpha_engine::book_view::{BookLevel, BookView};
 use qalpha_engine::event::TopOfBook;
-use qalpha_engine::{Price, Qty};
+use qalpha_engine::{Price, Qty, Side};
 
 /// One price level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +124,75 @@ impl OrderBook {
 impl Default for OrderBook {
     fn default() -> Self {
         Self::with_capacity(4096)
+    }
+}
+
+/// The fill model (in `qalpha-venues`) reads books through [`BookView`]; this lets paper trading
+/// run it on the feed's exact book. Every method is a load or a binary search — no allocation.
+impl BookView for OrderBook {
+    #[inline]
+    fn best(&self, side: Side) -> Option<BookLevel> {
+        let l = match side {
+            Side::Buy => self.best_bid(),
+            Side::Sell => self.best_ask(),
+        };
+        l.map(|l| BookLevel {
+            px: l.px,
+            qty: l.qty,
+        })
+    }
+
+    #[inline]
+    fn qty_at(&self, side: Side, px: Price) -> Qty {
+        // Same orderings as `set`: bids ascending, asks descending.
+        let (levels, pos) = match side {
+            Side::Buy => (&self.bids, self.bids.binary_search_by(|l| l.px.cmp(&px))),
+            Side::Sell => (&self.asks, self.asks.binary_search_by(|l| px.cmp(&l.px))),
+        };
+        pos.map_or(Qty::ZERO, |i| levels[i].qty)
+    }
+
+    #[inline]
+    fn levels(&self, side: Side) -> impl Iterator<Item = BookLevel> + '_ {
+        let levels = match side {
+            Side::Buy => &self.bids,
+            Side::Sell => &self.asks,
+        };
+        levels.iter().rev().map(|l| BookLevel {
+            px: l.px,
+            qty: l.qty,
+        })
+    }
+}
+
+#[cfg(test)]
+mod book_view_tests {
+    use super::*;
+
+    #[test]
+    fn book_view_reads_the_exact_book() {
+        let p = |s: &str| Price::parse(s).unwrap();
+        let q = |s: &str| Qty::parse(s).unwrap();
+        let mut b = OrderBook::with_capacity(8);
+        b.set(BookSide::Bid, p("100"), q("1"));
+        b.set(BookSide::Bid, p("99.5"), q("2"));
+        b.set(BookSide::Ask, p("100.5"), q("3"));
+        b.set(BookSide::Ask, p("101"), q("4"));
+        assert_eq!(
+            BookView::best(&b, Side::Buy),
+            Some(BookLevel {
+                px: p("100"),
+                qty: q("1")
+            })
+        );
+        assert_eq!(b.best_ask_level().map(|l| l.px), Some(p("100.5")));
+        assert_eq!(BookView::qty_at(&b, Side::Buy, p("99.5")), q("2"));
+        assert_eq!(BookView::qty_at(&b, Side::Sell, p("101")), q("4"));
+        assert_eq!(BookView::qty_at(&b, Side::Sell, p("100")), Qty::ZERO);
+        let bids: Vec<_> = BookView::levels(&b, Side::Buy).map(|l| l.px).collect();
+        assert_eq!(bids, vec![p("100"), p("99.5")]);
+        let asks: Vec<_> = BookView::levels(&b, Side::Sell).map(|l| l.qty).collect();
+        assert_eq!(asks, vec![q("3"), q("4")]);
     }
 }
 

@@ -20,8 +20,8 @@
 pub mod binance;
 pub mod book;
 pub mod book_check;
-pub mod dedupe;
 pub mod bybit;
+pub mod dedupe;
 pub mod json;
 pub mod live;
 pub mod replay;

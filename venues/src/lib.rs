@@ -7,6 +7,7 @@
 
 pub mod clock_sync;
 pub mod errors;
+pub mod fill;
 pub mod gateway;
 pub mod instrument;
 pub mod limits;

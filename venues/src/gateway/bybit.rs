@@ -217,12 +217,13 @@ pub fn parse_private(frame: &[u8], recv_ns: u64) -> Result<Vec<ExecReport>, Priv
         };
         match topic.split('.').next() {
             Some("order") => {
+                let post_only_took = e["rejectReason"] == "EC_PostOnlyWillTakeLiquidity";
                 let kind = match e["orderStatus"].as_str() {
                     Some("New") | Some("Untriggered") | Some("Triggered") => ExecKind::Ack,
                     Some("Rejected") => ExecKind::Rejected,
                     Some("Cancelled") | Some("PartiallyFilledCanceled") | Some("Deactivated") => {
                         // A post-only order that would take is cancelled with this reason.
-                        if e["rejectReason"] == "EC_PostOnlyWillTakeLiquidity" {
+                        if post_only_took {
                             ExecKind::Expired
                         } else {
                             ExecKind::Canceled
@@ -232,7 +233,17 @@ pub fn parse_private(frame: &[u8], recv_ns: u64) -> Result<Vec<ExecReport>, Priv
                     Some("PartiallyFilled") | Some("Filled") => continue,
                     other => return Err(PrivateStreamError(format!("orderStatus {other:?}"))),
                 };
-                out.push(ExecReport { kind, ..base });
+                // The same reason code the fill model uses for this case, so paper and live agree.
+                let reason = if post_only_took {
+                    crate::fill::reject::BYBIT_EC_POST_ONLY_WILL_TAKE_LIQUIDITY
+                } else {
+                    0
+                };
+                out.push(ExecReport {
+                    kind,
+                    reason,
+                    ..base
+                });
             }
             Some("execution") => {
                 if !matches!(
@@ -406,6 +417,15 @@ mod tests {
         lin["data"][0]["orderStatus"] = "Cancelled".into();
         let r = parse_private(serde_json::to_string(&lin).unwrap().as_bytes(), 1).unwrap();
         assert_eq!(r[0].kind, ExecKind::Canceled);
+        lin["data"][0]["rejectReason"] = "EC_PostOnlyWillTakeLiquidity".into();
+        let r = parse_private(serde_json::to_string(&lin).unwrap().as_bytes(), 1).unwrap();
+        assert_eq!(
+            (r[0].kind, r[0].reason),
+            (
+                ExecKind::Expired,
+                crate::fill::reject::BYBIT_EC_POST_ONLY_WILL_TAKE_LIQUIDITY
+            )
+        );
         lin["data"][0]["orderStatus"] = "Filled".into();
         assert!(
             parse_private(serde_json::to_string(&lin).unwrap().as_bytes(), 1)

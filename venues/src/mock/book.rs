@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use qalpha_engine::{Price, Qty};
+use qalpha_engine::book_view::{BookLevel, BookView};
+use qalpha_engine::{Price, Qty, Side};
 
 /// Both sides of one symbol's book.
 #[derive(Clone, Debug, Default)]
@@ -75,5 +76,68 @@ impl ExchangeBook {
             self.set(bid, p, q);
         }
         Ok(())
+    }
+}
+
+/// Lets the fill model match our orders against the book the mock is serving (and lets tests drive
+/// the fill model with a book rebuilt from a capture).
+impl BookView for ExchangeBook {
+    fn best(&self, side: Side) -> Option<BookLevel> {
+        let top = match side {
+            Side::Buy => self.best_bid(),
+            Side::Sell => self.best_ask(),
+        };
+        top.map(|(px, qty)| BookLevel { px, qty })
+    }
+
+    fn qty_at(&self, side: Side, px: Price) -> Qty {
+        let levels = match side {
+            Side::Buy => &self.bids,
+            Side::Sell => &self.asks,
+        };
+        levels.get(&px).copied().unwrap_or(Qty::ZERO)
+    }
+
+    fn levels(&self, side: Side) -> impl Iterator<Item = BookLevel> + '_ {
+        // Bids are walked from the top of the map, asks from the bottom; the two iterator types
+        // differ, so each side is an optional half of one chain (no boxing, no allocation).
+        let (bids, asks) = match side {
+            Side::Buy => (Some(self.bids.iter().rev()), None),
+            Side::Sell => (None, Some(self.asks.iter())),
+        };
+        bids.into_iter()
+            .flatten()
+            .chain(asks.into_iter().flatten())
+            .map(|(px, qty)| BookLevel { px: *px, qty: *qty })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn book_view_walks_each_side_best_first() {
+        let p = Price::from_units;
+        let q = Qty::from_units;
+        let mut b = ExchangeBook::default();
+        b.set(true, p(99), q(2));
+        b.set(true, p(100), q(1));
+        b.set(false, p(102), q(4));
+        b.set(false, p(101), q(3));
+        assert_eq!(
+            BookView::best(&b, Side::Buy),
+            Some(BookLevel {
+                px: p(100),
+                qty: q(1)
+            })
+        );
+        assert_eq!(BookView::best(&b, Side::Sell).map(|l| l.px), Some(p(101)));
+        assert_eq!(b.qty_at(Side::Sell, p(102)), q(4));
+        assert_eq!(b.qty_at(Side::Buy, p(101)), Qty::ZERO);
+        let bids: Vec<_> = b.levels(Side::Buy).map(|l| l.px).collect();
+        assert_eq!(bids, vec![p(100), p(99)]);
+        let asks: Vec<_> = b.levels(Side::Sell).map(|l| l.px).collect();
+        assert_eq!(asks, vec![p(101), p(102)]);
     }
 }
