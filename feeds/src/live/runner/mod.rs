@@ -12,17 +12,19 @@ use std::time::Duration;
 
 use mio::{Events, Poll, Token};
 use qalpha_engine::capture::{Connection, Record, RecordKind, Transport};
-use qalpha_engine::event::{MarketEvent, Venue};
+use qalpha_engine::event::MarketEvent;
 use qalpha_engine::ring::Producer;
 use qalpha_engine::runtime::WaitMode;
 use qalpha_engine::Symbol;
 use rustls::ClientConfig;
 
+mod requests;
+mod rotation;
+
 use super::cold::{ColdPath, ColdReply, ColdRequest};
 use super::plan::{ConnPlan, VenuePlan};
 use super::recorder::RecorderTx;
 use super::rotation::Standby;
-use crate::binance::sync::SyncState;
 use crate::replay::VenueRouter;
 use crate::transport::url::Endpoint;
 use crate::transport::ws::{Progress, WsClient};
@@ -254,63 +256,6 @@ impl FeedRunner {
         let (tx, rx) = crossbeam::channel::unbounded();
         self.commands = Some(rx);
         tx
-    }
-
-    fn on_command(&mut self, cmd: FeedCommand, now: u64) {
-        match cmd {
-            FeedCommand::SubscribeBinance(streams) => {
-                for stream in streams {
-                    let stream = stream.to_string();
-                    let Some((sym, suffix)) = stream.split_once('@') else {
-                        self.stats.last_error =
-                            Some(format!("SUBSCRIBE {stream:?}: not a stream name"));
-                        continue;
-                    };
-                    let route = super::plan::binance_route(suffix);
-                    let symbol = Symbol::parse(sym);
-                    let Some(m) = self.conns.iter_mut().find(|m| {
-                        m.plan.venue == Venue::BinanceUsdm
-                            && m.plan.url.contains(&format!("/{route}/stream"))
-                    }) else {
-                        self.stats.last_error = Some(format!(
-                            "SUBSCRIBE {stream}: no /{route} connection in the plan"
-                        ));
-                        continue;
-                    };
-                    if suffix.starts_with("depth")
-                        && !symbol.is_some_and(|s| m.plan.book_symbols.contains(&s))
-                    {
-                        self.stats.last_error = Some(format!("SUBSCRIBE {stream}: depth for a symbol not in the config needs a snapshot slot; add it to the config"));
-                        continue;
-                    }
-                    if m.plan.url.contains(&format!("={stream}"))
-                        || m.plan.url.contains(&format!("/{stream}"))
-                    {
-                        continue;
-                    }
-                    let url = format!("{}/{stream}", m.plan.url);
-                    if let Ok(ep) = Endpoint::parse(&url) {
-                        m.plan.url = url.clone();
-                        m.endpoint = ep;
-                        m.conn.url = url;
-                        if let Some(r) = self.rec.as_mut() {
-                            r.connect(now, &m.conn);
-                        }
-                    }
-                    if let St::Open(c) = &mut m.state {
-                        let id = self.next_request_id;
-                        self.next_request_id += 1;
-                        let msg = format!(
-                            "{{\"method\":\"SUBSCRIBE\",\"params\":[\"{stream}\"],\"id\":{id}}}"
-                        );
-                        if let Err(e) = c.send_text(&msg) {
-                            self.stats.last_error = Some(e.to_string());
-                        }
-                    }
-                    self.stats.live_subscriptions += 1;
-                }
-            }
-        }
     }
 
     pub fn stats(&self) -> &LiveStats {
@@ -649,209 +594,6 @@ impl FeedRunner {
         self.request_snapshots(now);
         self.resubscribe_bybit(now);
         self.rotate(now);
-    }
-
-    /// Starts, completes or abandons planned rotations (see [`super::rotation`]).
-    fn rotate(&mut self, now: u64) {
-        let Some(after) = self.opts.rotate_after else {
-            return;
-        };
-        let after = after.as_nanos() as u64;
-        for i in 0..self.conns.len() {
-            let m = &mut self.conns[i];
-            if m.plan.venue != Venue::BinanceUsdm || !matches!(m.state, St::Open(_)) {
-                continue;
-            }
-            match &m.standby {
-                None if now.saturating_sub(m.opened_ns) >= after => {
-                    let Some(addr) = m.addr else { continue };
-                    match WsClient::connect(
-                        addr,
-                        m.endpoint.clone(),
-                        m.tls.clone(),
-                        self.poll.registry(),
-                        Token(i * 2 + 1),
-                    ) {
-                        Ok(c) => m.standby = Some(Box::new(Standby::new(c, now))),
-                        Err(e) => {
-                            self.stats.rotations_abandoned += 1;
-                            self.stats.last_error = Some(e.to_string());
-                            m.opened_ns = now; // try again after another period
-                        }
-                    }
-                }
-                Some(sb) => {
-                    let binance = &self.router.binance;
-                    if sb.caught_up(&m.plan.book_symbols, |s| {
-                        binance.book(s).and_then(|b| b.last_id())
-                    }) {
-                        self.switch_to_standby(i, now);
-                    } else if now.saturating_sub(sb.started_ns) > 10_000 * MS {
-                        if let Some(sb) = m.standby.take() {
-                            sb.client.close(self.poll.registry());
-                        }
-                        self.stats.rotations_abandoned += 1;
-                        m.opened_ns = now;
-                    }
-                }
-                None => {}
-            }
-        }
-    }
-
-    fn drive_standby(&mut self, idx: usize) {
-        let Some(m) = self.conns.get_mut(idx) else {
-            return;
-        };
-        let Some(sb) = m.standby.as_mut() else { return };
-        let mut frames: Vec<(u64, bool, Vec<u8>)> = Vec::new();
-        let res = sb
-            .client
-            .drive(&mut |recv_ns, text, payload| frames.push((recv_ns, text, payload.to_vec())));
-        for (t, text, p) in frames {
-            sb.hold(t, text, &p);
-        }
-        match res {
-            Ok(Progress::Opened) => sb.open = true,
-            Ok(_) => {}
-            Err(e) => {
-                self.stats.rotations_abandoned += 1;
-                self.stats.last_error = Some(format!("standby: {e}"));
-                if let Some(sb) = m.standby.take() {
-                    sb.client.close(self.poll.registry());
-                }
-                m.opened_ns = qalpha_engine::clock::now_ns();
-            }
-        }
-    }
-
-    /// The standby takes over: the old primary closes without invalidating books, held frames are
-    /// routed (and recorded) under the same connection id.
-    fn switch_to_standby(&mut self, idx: usize, now: u64) {
-        let Some(mut sb) = self.conns[idx].standby.take() else {
-            return;
-        };
-        if sb
-            .client
-            .reregister(self.poll.registry(), Token(idx * 2))
-            .is_err()
-        {
-            self.stats.rotations_abandoned += 1;
-            sb.client.close(self.poll.registry());
-            return;
-        }
-        let old = std::mem::replace(&mut self.conns[idx].state, St::Open(sb.client));
-        if let St::Open(c) | St::Connecting(c) = old {
-            c.close(self.poll.registry());
-        }
-        let conn_id = self.conns[idx].conn.id;
-        if let Some(r) = self.rec.as_mut() {
-            r.connect(now, &self.conns[idx].conn);
-        }
-        for (recv_ns, text, payload) in &sb.held {
-            let kind = if *text {
-                RecordKind::WsText
-            } else {
-                RecordKind::WsBinary
-            };
-            if let Some(r) = self.rec.as_mut() {
-                r.push(*recv_ns, conn_id, kind, payload);
-            }
-            self.router.route(
-                &Record {
-                    recv_ns: *recv_ns,
-                    conn_id,
-                    kind,
-                    payload,
-                },
-                &mut self.out,
-            );
-            self.stats.frames += 1;
-        }
-        let m = &mut self.conns[idx];
-        m.opened_ns = now;
-        m.last_rx_ns = now;
-        self.stats.rotations += 1;
-    }
-
-    /// A Bybit book with a `u` gap needs a fresh snapshot, and the only way to get one is to
-    /// resubscribe its topic (Bybit has no REST bridging for the stream).
-    fn resubscribe_bybit(&mut self, now: u64) {
-        if now.saturating_sub(self.last_resubscribe_ns) < self.opts.snapshot_retry.as_nanos() as u64
-        {
-            return;
-        }
-        let pending: Vec<String> = self
-            .router
-            .bybit
-            .pending_resubscribes()
-            .iter()
-            .map(|t| format!("orderbook.{}.{}", t.depth, t.symbol))
-            .collect();
-        if pending.is_empty() {
-            return;
-        }
-        self.last_resubscribe_ns = now;
-        let args = pending
-            .iter()
-            .map(|t| format!("\"{t}\""))
-            .collect::<Vec<_>>()
-            .join(",");
-        for m in &mut self.conns {
-            if m.plan.venue != Venue::BybitLinear {
-                continue;
-            }
-            if let St::Open(c) = &mut m.state {
-                let unsub = format!(
-                    "{{\"op\":\"unsubscribe\",\"args\":[{args}],\"req_id\":\"qa-resync\"}}"
-                );
-                let sub =
-                    format!("{{\"op\":\"subscribe\",\"args\":[{args}],\"req_id\":\"qa-resync\"}}");
-                let _ = c.send_text(&unsub).and_then(|()| c.send_text(&sub));
-                self.stats.snapshot_requests += 1;
-            }
-        }
-    }
-
-    /// Asks the cold path for a REST snapshot for every book that is buffering diffs on an open
-    /// connection and has no request in flight (rate-limited per symbol and by the weight budget).
-    fn request_snapshots(&mut self, now: u64) {
-        if now.saturating_sub(self.weight.0) > 60_000 * MS {
-            self.weight = (now, 0);
-        }
-        let retry = self.opts.snapshot_retry.as_nanos() as u64;
-        for (tag, slot) in self.snaps.iter_mut().enumerate() {
-            if slot.in_flight
-                && now.saturating_sub(slot.last_request_ns)
-                    < 2 * self.opts.rest_timeout.as_nanos() as u64
-            {
-                continue;
-            }
-            let needs =
-                self.router.binance.book(slot.symbol).is_some_and(|b| {
-                    b.state() == SyncState::AwaitingSnapshot && b.buffered_len() > 0
-                });
-            let carrier_open = self.conns.iter().any(|m| {
-                matches!(m.state, St::Open(_))
-                    && m.plan.venue == Venue::BinanceUsdm
-                    && m.plan.book_symbols.contains(&slot.symbol)
-            });
-            if !needs || !carrier_open || now.saturating_sub(slot.last_request_ns) < retry {
-                continue;
-            }
-            if self.weight.1 + 20 > self.opts.weight_budget {
-                continue;
-            }
-            self.weight.1 += 20;
-            slot.in_flight = true;
-            slot.last_request_ns = now;
-            self.stats.snapshot_requests += 1;
-            let _ = self.cold.tx.send(ColdRequest::Get {
-                tag,
-                url: slot.url.clone(),
-                tls: slot.tls.clone(),
-            });
-        }
     }
 
     /// Connection ids of open connections (tests and status).
