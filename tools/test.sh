@@ -11,7 +11,7 @@ for comp in rustfmt clippy; do
   fi
 done
 
-# The pcap interop tests (tools/tests/pcap_interop.rs) run Debian's tcpdump and tshark; they skip
+# The pcap interop tests (tools/tests/pcap_*.rs) run Debian's tcpdump and tshark; they skip
 # with a message when these are missing, so a failed install only warns.
 if ! command -v tshark >/dev/null || ! command -v tcpdump >/dev/null; then
   sudo=()
