@@ -24,7 +24,7 @@ use flate2::CrcReader;
 use qalpha_engine::capture::{CaptureWriter, Connection, RecordKind, Transport, WriterOptions};
 use qalpha_engine::event::Venue;
 
-use crate::import_lines::{parse_line, ImportOptions, ImportReport};
+use crate::import_lines::{ImportOptions, ImportReport, TimedLines};
 
 /// The connection every imported Bybit frame is recorded on.
 pub const BYBIT_PUBLIC_LINEAR_URL: &str = "wss://stream.bybit.com/v5/public/linear";
@@ -198,24 +198,13 @@ pub fn import_timestamped_lines(
     let mut w = CaptureWriter::create(out, vec![bybit_connection()], wopts)
         .with_context(|| format!("cannot create {}", out.display()))?;
     let mut rep = ImportReport::default();
-    let (mut last_ts, mut units) = (0u64, Vec::<&'static str>::new());
+    let mut timed = TimedLines::default();
     'files: for path in inputs {
         for line in open_frames(path)?.lines() {
             let line = line.with_context(|| format!("{}: read error", path.display()))?;
-            rep.lines += 1;
-            let Some((ts, unit, json)) = parse_line(&line) else {
-                if !line.trim().is_empty() {
-                    rep.skipped += 1;
-                }
+            let Some((ts, json)) = timed.frame(&mut rep, &line) else {
                 continue;
             };
-            if !units.contains(&unit) {
-                units.push(unit);
-            }
-            if ts < last_ts {
-                rep.out_of_order += 1;
-            }
-            last_ts = ts;
             let topic = envelope(json).and_then(|(_, t)| t);
             note_topic(&mut rep.streams, topic.as_deref());
             w.write(ts, 0, RecordKind::WsText, json.as_bytes())?;
@@ -235,7 +224,7 @@ pub fn import_timestamped_lines(
     if let [one] = symbols[..] {
         rep.symbol = Some(one.to_string());
     }
-    rep.timestamp_unit = units.join(",");
+    rep.timestamp_unit = timed.units();
     rep.files_written = w.finish()?;
     Ok(rep)
 }

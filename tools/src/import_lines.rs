@@ -106,6 +106,44 @@ pub fn parse_line(line: &str) -> Option<(u64, &'static str, &str)> {
     Some((ns, unit, json))
 }
 
+/// Turns `<ts> <json>` lines into timed frames while keeping the report's line counters: lines read,
+/// non-frame lines skipped, timestamps going backwards, and the timestamp units seen.
+#[derive(Default)]
+pub(crate) struct TimedLines {
+    last_ts: u64,
+    units: Vec<&'static str>,
+}
+
+impl TimedLines {
+    /// The frame on `line`, or `None` (counted as skipped unless blank).
+    pub(crate) fn frame<'a>(
+        &mut self,
+        rep: &mut ImportReport,
+        line: &'a str,
+    ) -> Option<(u64, &'a str)> {
+        rep.lines += 1;
+        let Some((ts, unit, json)) = parse_line(line) else {
+            if !line.trim().is_empty() {
+                rep.skipped += 1;
+            }
+            return None;
+        };
+        if !self.units.contains(&unit) {
+            self.units.push(unit);
+        }
+        if ts < self.last_ts {
+            rep.out_of_order += 1;
+        }
+        self.last_ts = ts;
+        Some((ts, json))
+    }
+
+    /// `ns`, `us,ns`, …: the units seen, in order of first appearance.
+    pub(crate) fn units(&self) -> String {
+        self.units.join(",")
+    }
+}
+
 /// A REST depth snapshot body rather than a stream frame.
 fn is_rest_snapshot(json: &str) -> bool {
     !json.contains("\"stream\"") && json.contains("\"lastUpdateId\"")
@@ -197,25 +235,13 @@ pub fn import(inputs: &[PathBuf], out: &Path, opts: &ImportOptions) -> Result<Im
         symbol,
         ..Default::default()
     };
-    let mut last_ts = 0u64;
-    let mut units: Vec<&'static str> = Vec::new();
+    let mut timed = TimedLines::default();
     'files: for path in inputs {
         for line in open_lines(path)?.lines() {
             let line = line.with_context(|| format!("{}: read error", path.display()))?;
-            rep.lines += 1;
-            let Some((ts, unit, json)) = parse_line(&line) else {
-                if !line.trim().is_empty() {
-                    rep.skipped += 1;
-                }
+            let Some((ts, json)) = timed.frame(&mut rep, &line) else {
                 continue;
             };
-            if !units.contains(&unit) {
-                units.push(unit);
-            }
-            if ts < last_ts {
-                rep.out_of_order += 1;
-            }
-            last_ts = ts;
             if is_rest_snapshot(json) {
                 w.write(ts, 1, RecordKind::RestResponse, json.as_bytes())?;
                 rep.rest_responses += 1;
@@ -231,7 +257,7 @@ pub fn import(inputs: &[PathBuf], out: &Path, opts: &ImportOptions) -> Result<Im
             }
         }
     }
-    rep.timestamp_unit = units.join(",");
+    rep.timestamp_unit = timed.units();
     rep.files_written = w.finish()?;
     Ok(rep)
 }
