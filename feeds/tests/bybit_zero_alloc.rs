@@ -7,52 +7,16 @@
 //! slots are created for every topic), then fed again many times while counting. The snapshot at the
 //! head of the archive resets the book on every round, so each round applies the deltas again.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use qalpha_engine::event::MarketEvent;
 use qalpha_engine::Symbol;
-use qalpha_feeds::binance::feed::EventSink;
 use qalpha_feeds::bybit::BybitFeed;
 
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarding the caller's layout to the system allocator unchanged.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` with this layout (every allocation goes through it).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: as for `dealloc`; `new_size` comes from the caller's contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod common;
+use common::{start_counting, stop_counting, CountSink, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// A sink that keeps only counts (a ring would not allocate either).
-struct CountSink(u64);
-impl EventSink for CountSink {
-    fn emit(&mut self, _ev: MarketEvent) -> qalpha_engine::ring::PushOutcome {
-        self.0 += 1;
-        qalpha_engine::ring::PushOutcome::Pushed
-    }
-}
 
 fn frames() -> Option<Vec<Vec<u8>>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/bybit-v5");
@@ -106,23 +70,15 @@ fn bybit_decode_and_book_apply_do_not_allocate_after_warm_up() {
         "warm-up must reach sync"
     );
 
-    COUNTING.store(true, Ordering::SeqCst);
-    // The counter itself works: one deliberate allocation is seen.
-    drop(std::hint::black_box(Box::new(1u64)));
-    assert_eq!(
-        ALLOCS.swap(0, Ordering::SeqCst),
-        1,
-        "counting allocator is not counting"
-    );
+    start_counting();
     const ROUNDS: usize = 40;
     for r in 0..ROUNDS {
         for (i, f) in frames.iter().enumerate() {
             feed.on_ws_frame((r * frames.len() + i) as u64, f, &mut sink);
         }
     }
-    COUNTING.store(false, Ordering::SeqCst);
+    let allocs = stop_counting();
 
-    let allocs = ALLOCS.load(Ordering::SeqCst);
     let c = feed.counters();
     assert_eq!(
         c.decode.malformed,

@@ -4,52 +4,15 @@
 //! capture is fed through `BinanceFeed` twice over its first part (warm-up: buffers grow to the
 //! largest frame, the book to its working size), then the rest of the capture is fed while counting.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
 use qalpha_engine::capture::{CaptureReader, RecordKind};
-use qalpha_engine::event::MarketEvent;
 use qalpha_engine::Symbol;
-use qalpha_feeds::binance::feed::EventSink;
 use qalpha_feeds::binance::BinanceFeed;
 
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarding the caller's layout to the system allocator unchanged.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` with this layout (every allocation goes through it).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: as for `dealloc`; `new_size` comes from the caller's contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod common;
+use common::{start_counting, stop_counting, CountSink, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// A sink that keeps only counts (a ring would not allocate either).
-struct CountSink(u64);
-impl EventSink for CountSink {
-    fn emit(&mut self, _ev: MarketEvent) -> qalpha_engine::ring::PushOutcome {
-        self.0 += 1;
-        qalpha_engine::ring::PushOutcome::Pushed
-    }
-}
 
 #[test]
 fn decode_and_book_apply_do_not_allocate_after_warm_up() {
@@ -79,21 +42,13 @@ fn decode_and_book_apply_do_not_allocate_after_warm_up() {
         "warm-up must reach sync"
     );
 
-    COUNTING.store(true, Ordering::SeqCst);
-    // The counter itself works: one deliberate allocation is seen.
-    drop(std::hint::black_box(Box::new(1u64)));
-    assert_eq!(
-        ALLOCS.swap(0, Ordering::SeqCst),
-        1,
-        "counting allocator is not counting"
-    );
+    start_counting();
     for i in warm..records.len() {
         feed_one(&mut feed, &mut sink, i);
     }
-    COUNTING.store(false, Ordering::SeqCst);
+    let allocs = stop_counting();
 
     let frames = (records.len() - warm) as u64;
-    let allocs = ALLOCS.load(Ordering::SeqCst);
     let c = feed.counters();
     assert_eq!(c.decode.malformed, 0);
     assert!(feed.book(sym).unwrap().is_synced());
