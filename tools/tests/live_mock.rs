@@ -186,29 +186,33 @@ fn fast_opts() -> LiveOptions {
     }
 }
 
-/// Runs the Binance synthetic market with `faults` for `secs` and returns the live report, the mock
-/// and the replay of the recording.
-fn binance_with_faults(
-    faults: &str,
-    secs: u64,
-) -> (
+type FaultRun = (
     RecordReport,
     MockExchange,
     qalpha_tools::replay_cmd::ReplayReport,
-) {
+);
+
+/// Runs `venue`'s synthetic market with `faults` for `secs` and returns the live report, the mock
+/// and the replay of the recording.
+fn with_faults(venue: Venue, faults: &str, secs: u64) -> FaultRun {
     let dir = tempfile::tempdir().unwrap();
-    let m = mock(
-        Venue::BinanceUsdm,
-        synthetic(),
-        Speed::Factor(5.0),
-        faults,
-        dir.path(),
-    );
+    let m = mock(venue, synthetic(), Speed::Factor(5.0), faults, dir.path());
     let out = dir.path().join("rec.qcap");
-    let o = overrides("binance", &m, &["depth@0ms", "bookTicker", "trade"]);
+    let o = match venue {
+        Venue::BinanceUsdm => overrides("binance", &m, &["depth@0ms", "bookTicker", "trade"]),
+        Venue::BybitLinear => overrides("bybit", &m, &[]),
+    };
     let rep = record_until(&o, &out, fast_opts(), Duration::from_secs(secs), || false);
     let r = replay_checked(&out);
     (rep, m, r)
+}
+
+fn binance_with_faults(faults: &str, secs: u64) -> FaultRun {
+    with_faults(Venue::BinanceUsdm, faults, secs)
+}
+
+fn bybit_with_faults(faults: &str, secs: u64) -> FaultRun {
+    with_faults(Venue::BybitLinear, faults, secs)
 }
 
 /// What every fault run must show: still running and checking books, never a wrong book.
@@ -409,29 +413,6 @@ fn planned_rotation_switches_connections_without_a_gap() {
     let r = replay_checked(&out);
     assert_eq!((r.gaps, r.book_mismatches, r.syncs), (0, 0, 1), "{r:?}");
     assert!(m.counters.connections.load(Ordering::Relaxed) >= 4);
-}
-
-fn bybit_with_faults(
-    faults: &str,
-    secs: u64,
-) -> (
-    RecordReport,
-    MockExchange,
-    qalpha_tools::replay_cmd::ReplayReport,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let m = mock(
-        Venue::BybitLinear,
-        synthetic(),
-        Speed::Factor(5.0),
-        faults,
-        dir.path(),
-    );
-    let out = dir.path().join("rec.qcap");
-    let o = overrides("bybit", &m, &[]);
-    let rep = record_until(&o, &out, fast_opts(), Duration::from_secs(secs), || false);
-    let r = replay_checked(&out);
-    (rep, m, r)
 }
 
 #[test]
