@@ -37,6 +37,12 @@ enum Cmd {
     Record(qalpha_tools::live_cmd::RecordArgs),
     /// Run the mock exchange (Binance USD-M or Bybit v5 public market data over TLS WebSocket + REST).
     MockExchange(qalpha_tools::live_cmd::MockArgs),
+    /// Place an order over REST and print the venue's answer (keys from QALPHA_<VENUE>_API_KEY/SECRET).
+    Order(qalpha_tools::order_cmd::OrderArgs),
+    /// Cancel an order by client id over REST.
+    Cancel(qalpha_tools::order_cmd::CancelArgs),
+    /// List a symbol's open orders over REST.
+    OpenOrders(qalpha_tools::order_cmd::OpenOrdersArgs),
     /// Show a capture's header, connection table and record counts.
     Inspect {
         /// Capture files.
@@ -265,6 +271,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Record(a) => qalpha_tools::live_cmd::run_record(a),
         Cmd::MockExchange(a) => qalpha_tools::live_cmd::run_mock(a),
+        Cmd::Order(a) => qalpha_tools::order_cmd::run_order(a),
+        Cmd::Cancel(a) => qalpha_tools::order_cmd::run_cancel(a),
+        Cmd::OpenOrders(a) => qalpha_tools::order_cmd::run_open_orders(a),
         Cmd::Import(ImportCmd::Pcap { file, out, venue }) => {
             let Some(venue) = Venue::from_name(&venue) else {
                 bail!("unknown venue {venue:?}: use binance or bybit");

@@ -11,6 +11,8 @@
 //! | `fragment=0.01` | send a frame as several WebSocket continuation frames |
 //! | `stall=2s@10s` | send nothing for 2 s starting 10 s after the mock started (frames are delayed, not lost) |
 //! | `ping-timeout` | 5 s after opening, a connection goes silent: no data, no pong, but stays open |
+//! | `reject=0.1` | refuse a new order with insufficient margin (Binance -2019, Bybit 110007) |
+//! | `ack-delay=200ms` | answer each order-entry REST request this much later (the order is already processed) |
 
 use std::time::Duration;
 
@@ -28,11 +30,15 @@ pub struct FaultSpec {
     /// (duration, start offset from mock start)
     pub stall: Option<(Duration, Duration)>,
     pub ping_timeout: bool,
+    /// Probability that a new order is refused for insufficient margin.
+    pub reject: f64,
+    /// Delay before an order-entry REST answer.
+    pub ack_delay: Option<Duration>,
 }
 
 /// The fault kinds, for `--help`.
 pub const FAULT_HELP: &str = "comma list of: disconnect-every=DUR, drop-diff=P, duplicate=P, reorder=P, \
-malformed=P, fragment=P, stall=DUR@DUR, ping-timeout (DUR like 500ms, 4s, 1m; P a probability 0..1)";
+malformed=P, fragment=P, stall=DUR@DUR, ping-timeout, reject=P, ack-delay=DUR (DUR like 500ms, 4s, 1m; P a probability 0..1)";
 
 /// `500ms`, `4s`, `1.5s`, `2m`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
@@ -85,6 +91,10 @@ impl FaultSpec {
                     ));
                 }
                 "ping-timeout" => f.ping_timeout = true,
+                "reject" => f.reject = prob()?,
+                "ack-delay" => {
+                    f.ack_delay = Some(parse_duration(v).ok_or_else(|| bad("expected a duration"))?)
+                }
                 _ => return Err(bad("unknown fault")),
             }
         }
@@ -116,5 +126,10 @@ mod tests {
             .to_string()
             .contains("unknown fault"));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        let o = FaultSpec::parse("reject=1,ack-delay=150ms").unwrap();
+        assert_eq!(
+            (o.reject, o.ack_delay),
+            (1.0, Some(Duration::from_millis(150)))
+        );
     }
 }

@@ -39,6 +39,8 @@ pub struct SymbolState {
     pub seq: u64,
     /// Exchange time of the last frame (ms).
     pub last_ms: u64,
+    /// Our simulated orders on this symbol (order entry), matched against `book`.
+    pub orders: super::orders::SymbolOrders,
 }
 
 pub(crate) struct HubInner {

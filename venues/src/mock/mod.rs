@@ -2,7 +2,9 @@
 //! Bybit v5's public protocols (TLS with its own CA, WebSocket framing, subscription messages, REST
 //! depth snapshots consistent with the stream), fed by a recorded capture or a synthetic market, with
 //! fault injection. It is what the integration tests, the demo and the latency benchmarks talk to.
-//! Order entry joins it in the next issue.
+//! Order entry over REST ([`orders`]): both venues' order endpoints, authenticated against the mock's
+//! accounts (default: one test account, `qa-test-key` / `qa-test-secret`), matched by the fill model
+//! against the book being served.
 
 pub mod auth;
 pub mod book;
@@ -10,6 +12,9 @@ pub mod certs;
 pub mod faults;
 pub mod http;
 pub mod market;
+pub mod orders;
+mod orders_binance;
+mod orders_bybit;
 pub mod rng;
 pub mod server;
 pub mod source;
@@ -26,6 +31,7 @@ use qalpha_engine::event::Venue;
 use qalpha_engine::replay::Speed;
 
 pub use faults::{FaultSpec, FAULT_HELP};
+pub use orders::{default_accounts, TEST_API_KEY, TEST_API_SECRET};
 pub use server::MockCounters;
 pub use synthetic::SyntheticSpec;
 
@@ -79,8 +85,18 @@ pub struct MockExchange {
 }
 
 impl MockExchange {
-    /// Binds, prepares the market and starts serving.
+    /// Binds, prepares the market and starts serving, accepting orders from the default test
+    /// account ([`default_accounts`]: `qa-test-key` / `qa-test-secret`).
     pub fn start(opts: MockOptions) -> Result<Self, MockError> {
+        Self::start_with_accounts(opts, default_accounts())
+    }
+
+    /// [`MockExchange::start`] with the accounts (API key + secret) whose signed order requests
+    /// the mock accepts; any other key gets the venue's invalid-key error.
+    pub fn start_with_accounts(
+        opts: MockOptions,
+        accounts: Vec<crate::sign::Signer>,
+    ) -> Result<Self, MockError> {
         let listener = TcpListener::bind(opts.listen)
             .map_err(|e| MockError::Io(format!("bind {}: {e}", opts.listen)))?;
         let addr = listener
@@ -132,6 +148,7 @@ impl MockExchange {
             counters: counters.clone(),
             seed: opts.seed,
             weight: Mutex::new((Instant::now(), 0)),
+            orders: orders::OrderDesk::new(accounts, opts.seed),
         });
         threads.push(spawn("mock-listener", move || {
             server::serve(listener, ctx)

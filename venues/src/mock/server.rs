@@ -6,7 +6,8 @@
 //! 2026-04-23); live `SUBSCRIBE` / `UNSUBSCRIBE` / `LIST_SUBSCRIPTIONS` answered `{"result":…,"id":…}`;
 //! REST `GET /fapi/v1/depth` (weight 2–20 by limit, `X-MBX-USED-WEIGHT-1M`, 429 over 2400/min) and
 //! `/fapi/v1/time`. Bybit v5: `/v5/public/linear` with `subscribe` acks, an order-book snapshot on
-//! subscribe then deltas, `ping` → `pong`; REST `GET /v5/market/orderbook`.
+//! subscribe then deltas, `ping` → `pong`; REST `GET /v5/market/orderbook` and `/v5/market/time`.
+//! Order-entry paths are handed to [`super::orders`].
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -99,6 +100,8 @@ pub struct Ctx {
     pub seed: u64,
     /// REST weight used in the current minute (Binance accounting).
     pub weight: Mutex<(Instant, u32)>,
+    /// Order entry: accounts and fault draws.
+    pub orders: super::orders::OrderDesk,
 }
 
 /// Accepts connections until `ctx.stop`.
@@ -149,6 +152,9 @@ fn handle(sock: TcpStream, ctx: &Ctx, n: u64) -> std::io::Result<()> {
 }
 
 fn rest(io: &mut ServerIo, req: &Request, ctx: &Ctx) -> std::io::Result<()> {
+    if super::orders::handles(ctx.venue, req.path()) {
+        return super::orders::serve(io, req, ctx);
+    }
     let limit = req.query("limit").and_then(|l| l.parse::<usize>().ok());
     let symbol = req.query("symbol").unwrap_or("").to_ascii_uppercase();
     match (ctx.venue, req.path()) {
@@ -205,6 +211,15 @@ fn rest(io: &mut ServerIo, req: &Request, ctx: &Ctx) -> std::io::Result<()> {
             let body = format!(
                 "{{\"serverTime\":{}}}",
                 qalpha_engine::clock::now_ns() / 1_000_000
+            );
+            respond(io, 200, "OK", &[], body.as_bytes())
+        }
+        (Venue::BybitLinear, "/v5/market/time") => {
+            let ns = qalpha_engine::clock::now_ns();
+            let body = format!(
+                "{{\"retCode\":0,\"retMsg\":\"OK\",\"result\":{{\"timeSecond\":\"{}\",\"timeNano\":\"{ns}\"}},\"retExtInfo\":{{}},\"time\":{}}}",
+                ns / 1_000_000_000,
+                ns / 1_000_000
             );
             respond(io, 200, "OK", &[], body.as_bytes())
         }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use qalpha_engine::capture::{CaptureReader, RecordKind};
 use qalpha_engine::event::Venue;
 use qalpha_engine::replay::Speed;
+use qalpha_engine::{Price, Qty, Side};
 
 use super::market::{binance_stream_key, Hub, SymbolState, TapeFrame};
 use super::MockError;
@@ -40,6 +41,22 @@ enum BookUpdate {
         seq: u64,
         ts: u64,
     },
+    /// Matching-engine trade prints (price, quantity, aggressor) for the order-entry fill model.
+    Trades(Vec<(Price, Qty, Side)>),
+}
+
+/// One print from a Binance `trade` (only `X == "MARKET"`: insurance-fund and ADL trades never
+/// touched the book) or a Bybit `publicTrade` item (`p`, `v`, `S` = taker side).
+fn print_of(v: &serde_json::Value, qty_key: &str) -> Option<(Price, Qty, Side)> {
+    let px = Price::parse(v["p"].as_str()?).ok()?;
+    let qty = Qty::parse(v[qty_key].as_str()?).ok()?;
+    let aggressor = match (v["m"].as_bool(), v["S"].as_str()) {
+        // Binance `m`: the buyer is the maker, so the seller took.
+        (Some(true), _) | (None, Some("Sell")) => Side::Sell,
+        (Some(false), _) | (None, Some("Buy")) => Side::Buy,
+        _ => return None,
+    };
+    Some((px, qty, aggressor))
 }
 
 /// `{"stream":"X","data":{...}}` → (X, the data text); raw events → (None, whole).
@@ -143,6 +160,8 @@ impl CaptureTape {
                 });
             } else if !bridged {
                 continue;
+            } else if v["e"] == "trade" && v["X"] == "MARKET" {
+                update = print_of(&v, "q").map(|t| BookUpdate::Trades(vec![t]));
             }
             let frame = TapeFrame {
                 key: binance_stream_key(&stream),
@@ -184,6 +203,12 @@ impl CaptureTape {
             let is_book = topic.starts_with("orderbook.");
             let snapshot = v["type"] == "snapshot";
             let u = v["data"]["u"].as_u64().unwrap_or(0);
+            let trades: Vec<_> = if topic.starts_with("publicTrade.") {
+                let items = v["data"].as_array().map(Vec::as_slice).unwrap_or_default();
+                items.iter().filter_map(|t| print_of(t, "v")).collect()
+            } else {
+                Vec::new()
+            };
             let update = is_book.then(|| BookUpdate::Bybit {
                 json: text.to_string(),
                 topic: topic.to_string(),
@@ -192,6 +217,7 @@ impl CaptureTape {
                 seq: v["data"]["seq"].as_u64().unwrap_or(0),
                 ts: v["ts"].as_u64().unwrap_or(0),
             });
+            let update = update.or((!trades.is_empty()).then_some(BookUpdate::Trades(trades)));
             let frame = TapeFrame {
                 key: topic.to_string(),
                 body: text.to_string(),
@@ -259,6 +285,8 @@ fn apply(s: &mut SymbolState, update: Option<BookUpdate>) {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&json) {
                 let _ = s.book.apply_json_levels(true, &v["b"]);
                 let _ = s.book.apply_json_levels(false, &v["a"]);
+                s.orders.on_levels_json(Side::Buy, &v["b"]);
+                s.orders.on_levels_json(Side::Sell, &v["a"]);
             }
             s.last_update_id = u;
             s.last_ms = exch_ms;
@@ -277,10 +305,18 @@ fn apply(s: &mut SymbolState, update: Option<BookUpdate>) {
                 }
                 let _ = s.book.apply_json_levels(true, &v["data"]["b"]);
                 let _ = s.book.apply_json_levels(false, &v["data"]["a"]);
+                s.orders.on_levels_json(Side::Buy, &v["data"]["b"]);
+                s.orders.on_levels_json(Side::Sell, &v["data"]["a"]);
             }
             s.topic_u.insert(topic, u);
             s.seq = seq;
             s.last_ms = ts;
+        }
+        Some(BookUpdate::Trades(prints)) => {
+            let now = qalpha_engine::clock::now_ns();
+            for (px, qty, aggressor) in prints {
+                s.orders.on_trade(px, qty, aggressor, now);
+            }
         }
     }
 }

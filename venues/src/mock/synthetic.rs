@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use qalpha_engine::event::Venue;
 use qalpha_engine::replay::Speed;
-use qalpha_engine::{Price, Qty};
+use qalpha_engine::{Price, Qty, Side};
 
 use super::market::{Hub, SymbolState, TapeFrame};
 use super::rng::Rng;
@@ -218,6 +218,8 @@ impl Gen {
         let apply = |s: &mut SymbolState, changes: &[(bool, i64, i64)]| {
             for (bid, p, q) in changes {
                 s.book.set(*bid, px(*p), qty(*q));
+                let side = if *bid { Side::Buy } else { Side::Sell };
+                s.orders.on_book_level(side, px(*p), qty(*q));
             }
             s.last_ms = ms;
         };
@@ -265,11 +267,13 @@ impl Gen {
                     self.trade_id += 1;
                     let buyer_maker = self.rng.chance(0.5);
                     let p = if buyer_maker { bp } else { ap };
+                    let lots = self.rng.range(1, 500);
+                    let aggressor = if buyer_maker { Side::Sell } else { Side::Buy };
                     let body = format!(
                         "{{\"e\":\"trade\",\"E\":{ms},\"T\":{ms},\"s\":\"{sym}\",\"t\":{},\"p\":\"{}\",\"q\":\"{}\",\"X\":\"MARKET\",\"m\":{buyer_maker}}}",
                         self.trade_id,
                         px(p),
-                        qty(self.rng.range(1, 500))
+                        qty(lots)
                     );
                     hub.publish(
                         &sym,
@@ -280,7 +284,10 @@ impl Gen {
                             topic_u: 0,
                             recv_ns: 0,
                         },
-                        |_| {},
+                        |s| {
+                            let now = qalpha_engine::clock::now_ns();
+                            s.orders.on_trade(px(p), qty(lots), aggressor, now);
+                        },
                     );
                 }
                 if self.step.is_multiple_of(200) {
@@ -357,10 +364,12 @@ impl Gen {
                     self.trade_id += 1;
                     let buy = self.rng.chance(0.5);
                     let p = if buy { ap } else { bp };
+                    let lots = self.rng.range(1, 500);
+                    let aggressor = if buy { Side::Buy } else { Side::Sell };
                     let body = format!(
                         "{{\"topic\":\"publicTrade.{sym}\",\"type\":\"snapshot\",\"ts\":{ms},\"data\":[{{\"T\":{ms},\"s\":\"{sym}\",\"S\":\"{}\",\"v\":\"{}\",\"p\":\"{}\",\"L\":\"PlusTick\",\"i\":\"synthetic-{}\",\"BT\":false,\"seq\":{seq}}}]}}",
                         if buy { "Buy" } else { "Sell" },
-                        qty(self.rng.range(1, 500)),
+                        qty(lots),
                         px(p),
                         self.trade_id
                     );
@@ -373,7 +382,10 @@ impl Gen {
                             topic_u: 0,
                             recv_ns: 0,
                         },
-                        |_| {},
+                        |s| {
+                            let now = qalpha_engine::clock::now_ns();
+                            s.orders.on_trade(px(p), qty(lots), aggressor, now);
+                        },
                     );
                 }
                 if self.step.is_multiple_of(50) {

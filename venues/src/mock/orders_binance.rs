@@ -1,0 +1,320 @@
+//! Binance USD-M order entry on the mock (PROTOCOLS.md B.1–B.3, B.7): `POST` / `DELETE` / `PUT` /
+//! `GET /fapi/v1/order`, `DELETE /fapi/v1/allOpenOrders`, `GET /fapi/v1/openOrders`. Every request
+//! is signed (`X-MBX-APIKEY` + `signature`); answers are the order object of B.2, or the venue's
+//! `{"code":…,"msg":…}` error body with its HTTP status.
+
+use qalpha_engine::order::{ClientOrderId, NewOrder, OrderType, TimeInForce};
+use qalpha_engine::{Price, Qty, Side, Symbol, Venue};
+use serde_json::json;
+
+use super::auth::verify_binance;
+use super::http::Request;
+use super::orders::{now_ns, url_decode, Answer, OrderRecord, OrderStatus, SymbolOrders};
+use super::server::Ctx;
+
+const VENUE: Venue = Venue::BinanceUsdm;
+
+/// The message Binance sends with `code` (B.7).
+fn message(code: i32) -> &'static str {
+    match code {
+        -1111 => "Precision is over the maximum defined for this asset.",
+        -1115 => "Invalid timeInForce.",
+        -1116 => "Invalid orderType.",
+        -1117 => "Invalid side.",
+        -1121 => "Invalid symbol.",
+        -2011 => "Unknown order sent.",
+        -2013 => "Order does not exist.",
+        -2019 => "Margin is insufficient.",
+        -2022 => "ReduceOnly Order is rejected.",
+        -4001 => "Price less than 0.",
+        -4003 => "Quantity less than or equal to zero.",
+        -4015 => "Client order id is not valid.",
+        -4116 => "ClientOrderId is duplicated.",
+        -5022 => "Due to the order could not be executed as maker, the Post Only order will be rejected. The order will not be recorded in the order history",
+        _ => "An unknown error occured while processing the request.",
+    }
+}
+
+fn error(code: i32) -> Answer {
+    Answer {
+        status: 400,
+        body: json!({"code": code, "msg": message(code)}).to_string(),
+    }
+}
+
+fn mandatory(name: &str) -> Answer {
+    Answer {
+        status: 400,
+        body: json!({
+            "code": -1102,
+            "msg": format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+        })
+        .to_string(),
+    }
+}
+
+/// Verified request parameters (query values win over body values).
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn get(&self, k: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(p, _)| p == k)
+            .map(|(_, v)| url_decode(v))
+            .filter(|v| !v.is_empty())
+    }
+
+    fn require(&self, k: &str) -> Result<String, Answer> {
+        self.get(k).ok_or_else(|| mandatory(k))
+    }
+
+    fn price(&self, k: &str) -> Result<Price, Answer> {
+        Price::parse(&self.require(k)?).map_err(|_| error(-1111))
+    }
+
+    fn qty(&self, k: &str) -> Result<Qty, Answer> {
+        Qty::parse(&self.require(k)?).map_err(|_| error(-1111))
+    }
+
+    /// `origClientOrderId` / `orderId` of cancel, amend and query.
+    fn order_ref(&self) -> Result<(Option<String>, Option<u64>), Answer> {
+        let client = self.get("origClientOrderId");
+        let id = self.get("orderId").and_then(|v| v.parse::<u64>().ok());
+        if client.is_none() && id.is_none() {
+            return Err(mandatory("orderId"));
+        }
+        Ok((client, id))
+    }
+}
+
+fn side_name(s: Side) -> &'static str {
+    match s {
+        Side::Buy => "BUY",
+        Side::Sell => "SELL",
+    }
+}
+
+fn status_name(s: OrderStatus) -> &'static str {
+    match s {
+        OrderStatus::New => "NEW",
+        OrderStatus::PartiallyFilled => "PARTIALLY_FILLED",
+        OrderStatus::Filled => "FILLED",
+        OrderStatus::Canceled => "CANCELED",
+        OrderStatus::Expired => "EXPIRED",
+    }
+}
+
+/// The order object of B.2 (`time` only on queries).
+pub fn order_object(r: &OrderRecord, with_time: bool) -> serde_json::Value {
+    let o = &r.order;
+    let (typ, tif) = match o.order_type {
+        OrderType::Market => ("MARKET", "GTC"),
+        OrderType::Limit => (
+            "LIMIT",
+            match o.tif {
+                TimeInForce::Gtc => "GTC",
+                TimeInForce::Ioc => "IOC",
+                TimeInForce::Fok => "FOK",
+                TimeInForce::PostOnly => "GTX",
+            },
+        ),
+    };
+    let mut v = json!({
+        "orderId": r.order_id,
+        "symbol": o.symbol.as_str(),
+        "status": status_name(r.status),
+        "clientOrderId": o.client_id.as_str(),
+        "price": o.price.to_string(),
+        "avgPrice": r.avg_price().to_string(),
+        "origQty": o.qty.to_string(),
+        "executedQty": r.cum_qty.to_string(),
+        "cumQty": r.cum_qty.to_string(),
+        "cumQuote": r.cum_quote().to_string(),
+        "timeInForce": tif,
+        "type": typ,
+        "reduceOnly": o.reduce_only,
+        "closePosition": false,
+        "side": side_name(o.side),
+        "positionSide": "BOTH",
+        "stopPrice": "0",
+        "workingType": "CONTRACT_PRICE",
+        "priceProtect": false,
+        "origType": typ,
+        "priceMatch": "NONE",
+        "selfTradePreventionMode": "EXPIRE_MAKER",
+        "goodTillDate": 0,
+        "updateTime": r.updated_ms,
+    });
+    if with_time {
+        v["time"] = json!(r.created_ms);
+    }
+    v
+}
+
+/// Serves one Binance order-entry request.
+pub(crate) fn handle(req: &Request, body: &str, ctx: &Ctx) -> Answer {
+    let query = req.target.split_once('?').map_or("", |(_, q)| q);
+    let now = now_ns();
+    let params = match verify_binance(
+        &ctx.orders.accounts,
+        req.header("x-mbx-apikey"),
+        query,
+        body,
+        now / 1_000_000,
+    ) {
+        Ok(p) => Params(p),
+        Err(r) => {
+            return Answer {
+                status: r.http_status,
+                body: r.body,
+            }
+        }
+    };
+    let res = match (req.method.as_str(), req.path()) {
+        ("POST", "/fapi/v1/order") => new_order(&params, ctx, now),
+        ("DELETE", "/fapi/v1/order") => cancel(&params, ctx, now),
+        ("PUT", "/fapi/v1/order") => amend(&params, ctx, now),
+        ("GET", "/fapi/v1/order") => query_order(&params, ctx),
+        ("DELETE", "/fapi/v1/allOpenOrders") => cancel_all(&params, ctx, now),
+        ("GET", "/fapi/v1/openOrders") => open_orders(&params, ctx),
+        _ => Ok(Answer {
+            status: 404,
+            body: json!({"code": -1, "msg": "not found"}).to_string(),
+        }),
+    };
+    res.unwrap_or_else(|a| a)
+}
+
+/// Runs `f` on the symbol's orders and book under the hub lock; -1121 for a symbol not served.
+fn with_orders<R>(
+    ctx: &Ctx,
+    symbol: &str,
+    f: impl FnOnce(&mut SymbolOrders, &super::book::ExchangeBook) -> R,
+) -> Result<R, Answer> {
+    let mut g = ctx.hub.lock();
+    let s = g.symbols.get_mut(symbol).ok_or_else(|| error(-1121))?;
+    Ok(f(&mut s.orders, &s.book))
+}
+
+fn symbol_of(p: &Params) -> Result<(String, Symbol), Answer> {
+    let s = p.require("symbol")?.to_ascii_uppercase();
+    let sym = Symbol::parse(&s).ok_or_else(|| error(-1121))?;
+    Ok((s, sym))
+}
+
+fn new_order(p: &Params, ctx: &Ctx, now: u64) -> Result<Answer, Answer> {
+    let (name, symbol) = symbol_of(p)?;
+    let side = match p.require("side")?.as_str() {
+        "BUY" => Side::Buy,
+        "SELL" => Side::Sell,
+        _ => return Err(error(-1117)),
+    };
+    let order_type = match p.require("type")?.as_str() {
+        "LIMIT" => OrderType::Limit,
+        "MARKET" => OrderType::Market,
+        _ => return Err(error(-1116)),
+    };
+    let qty = p.qty("quantity")?;
+    let (price, tif) = match order_type {
+        OrderType::Limit => {
+            let tif = match p.require("timeInForce")?.as_str() {
+                "GTC" => TimeInForce::Gtc,
+                "IOC" => TimeInForce::Ioc,
+                "FOK" => TimeInForce::Fok,
+                "GTX" => TimeInForce::PostOnly,
+                _ => return Err(error(-1115)),
+            };
+            (p.price("price")?, tif)
+        }
+        OrderType::Market => (Price::ZERO, TimeInForce::Ioc),
+    };
+    let client_id = match p.get("newClientOrderId") {
+        Some(c) => ClientOrderId::parse(&c).ok_or_else(|| error(-4015))?,
+        None => ctx.orders.generated_client_id(),
+    };
+    let order = NewOrder {
+        venue: VENUE,
+        symbol,
+        client_id,
+        side,
+        order_type,
+        tif,
+        price,
+        qty,
+        reduce_only: p.get("reduceOnly").as_deref() == Some("true"),
+    };
+    if ctx.orders.reject_fault(ctx.faults.reject) {
+        return Err(error(-2019));
+    }
+    let rec = with_orders(ctx, &name, |o, book| o.submit(order, book, now))?.map_err(error)?;
+    Ok(Answer::ok(order_object(&rec, false).to_string()))
+}
+
+fn cancel(p: &Params, ctx: &Ctx, now: u64) -> Result<Answer, Answer> {
+    let (name, _) = symbol_of(p)?;
+    let (client, id) = p.order_ref()?;
+    let rec = with_orders(ctx, &name, |o, _| {
+        let open = o
+            .find(client.as_deref(), id)
+            .filter(|r| r.is_open())
+            .map(|r| r.order.client_id)
+            .ok_or(-2011)?;
+        o.cancel(VENUE, open, now)
+    })?
+    .map_err(error)?;
+    Ok(Answer::ok(order_object(&rec, false).to_string()))
+}
+
+fn amend(p: &Params, ctx: &Ctx, now: u64) -> Result<Answer, Answer> {
+    let (name, _) = symbol_of(p)?;
+    let (client, id) = p.order_ref()?;
+    p.require("side")?;
+    let qty = p.qty("quantity")?;
+    let price = p.price("price")?;
+    let rec = with_orders(ctx, &name, |o, book| {
+        let open = o
+            .find(client.as_deref(), id)
+            .filter(|r| r.is_open())
+            .map(|r| r.order.client_id)
+            .ok_or(-2013)?;
+        o.amend(VENUE, open, price, qty, book, now)
+    })?
+    .map_err(error)?;
+    Ok(Answer::ok(order_object(&rec, false).to_string()))
+}
+
+fn query_order(p: &Params, ctx: &Ctx) -> Result<Answer, Answer> {
+    let (name, _) = symbol_of(p)?;
+    let (client, id) = p.order_ref()?;
+    let rec = with_orders(ctx, &name, |o, _| o.find(client.as_deref(), id).copied())?
+        .ok_or_else(|| error(-2013))?;
+    Ok(Answer::ok(order_object(&rec, true).to_string()))
+}
+
+fn cancel_all(p: &Params, ctx: &Ctx, now: u64) -> Result<Answer, Answer> {
+    let (name, _) = symbol_of(p)?;
+    with_orders(ctx, &name, |o, _| o.cancel_all(now))?;
+    Ok(Answer::ok(
+        json!({"code": 200, "msg": "The operation of cancel all open order is done."}).to_string(),
+    ))
+}
+
+fn open_orders(p: &Params, ctx: &Ctx) -> Result<Answer, Answer> {
+    let list: Vec<serde_json::Value> = match p.get("symbol") {
+        Some(_) => {
+            let (name, _) = symbol_of(p)?;
+            with_orders(ctx, &name, |o, _| {
+                o.open().map(|r| order_object(r, true)).collect()
+            })?
+        }
+        None => {
+            let g = ctx.hub.lock();
+            g.symbols
+                .values()
+                .flat_map(|s| s.orders.open().map(|r| order_object(r, true)))
+                .collect()
+        }
+    };
+    Ok(Answer::ok(serde_json::Value::Array(list).to_string()))
+}
