@@ -520,6 +520,9 @@ pub fn run_mock(a: MockArgs) -> Result<()> {
             "ws_url": format!("{}://{}", scheme.0, mock.addr),
             "rest_url": format!("{}://{}", scheme.1, mock.addr),
             "ca_file": mock.ca_file.as_ref().map(|p| p.display().to_string()),
+            // The account the mock's order endpoints accept (export as QALPHA_<VENUE>_API_KEY/SECRET).
+            "api_key": qalpha_venues::mock::TEST_API_KEY,
+            "api_secret": qalpha_venues::mock::TEST_API_SECRET,
         })
     );
     let stop = ctrl_c_flag();
