@@ -25,6 +25,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the engine against the in-process mock exchange on the bundled capture: feed, a rule-based
+    /// quoting strategy and the REST order gateway, with progress and a summary (no internet, no keys).
+    Demo(qalpha_tools::demo_cmd::DemoArgs),
     /// Replay .qcap captures through the real pipeline (feed thread → SPSC ring → consumer).
     Replay(ReplayArgs),
     /// Convert other capture formats into .qcap.
@@ -270,6 +273,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Record(a) => qalpha_tools::live_cmd::run_record(a),
+        Cmd::Demo(a) => qalpha_tools::demo_cmd::run(a),
         Cmd::MockExchange(a) => qalpha_tools::live_cmd::run_mock(a),
         Cmd::Order(a) => qalpha_tools::order_cmd::run_order(a),
         Cmd::Cancel(a) => qalpha_tools::order_cmd::run_cancel(a),

@@ -1,0 +1,506 @@
+//! `qalpha demo`: the whole engine against the mock exchange, offline and without keys.
+//!
+//! The mock exchange starts in-process (Binance USD-M over TLS, replaying the bundled real capture
+//! `data/sample/btcusdt-usdm-20230404.qcap`, its CA written to a temporary directory). Against it run
+//! three engine threads (DESIGN §1), placed by [`Runtime`] unpinned with `park` waiting by default so
+//! the demo behaves on a 2-core box:
+//!
+//! ```text
+//! feed (FeedRunner: depth@0ms, bookTicker, trade) ─MarketEvent ring (drop newest)─► strategy
+//! strategy (TouchQuoter + book checker) ─OrderCommand ring (back-pressure)─► gateway
+//! gateway (signed REST to the mock, open-order polling) ─ExecReport ring (back-pressure)─► strategy
+//! ```
+//!
+//! Progress goes to stderr every few seconds; the summary is printed on stdout (JSON with `--json`
+//! FILE as well). Tick-to-order runs from the `recv_ns` of the market event behind a decision to the
+//! moment the gateway hands the signed request to the transport (see [`gateway`]).
+
+pub mod gateway;
+pub mod strategy;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use hdrhistogram::Histogram;
+use qalpha_engine::capture::Transport;
+use qalpha_engine::event::{MarketEvent, Venue};
+use qalpha_engine::order::{ExecReport, OrderCommand};
+use qalpha_engine::replay::{EventConsumer, Speed};
+use qalpha_engine::ring::{ring, FullPolicy};
+use qalpha_engine::runtime::{Runtime, ThreadSpec, WaitMode};
+use qalpha_engine::{Qty, Symbol};
+use qalpha_feeds::live::{plan_venue, FeedRunner, LiveOptions};
+use qalpha_feeds::replay::ReplayConsumer;
+use qalpha_venues::mock::{FaultSpec, MarketSource, MockExchange, MockOptions};
+use qalpha_venues::sign::Signer;
+use serde_json::json;
+
+use crate::live_cmd::{effective_config, RecordOverrides};
+use gateway::{Gateway, GatewayConfig};
+use strategy::{decimal, QuoterParams, TouchQuoter};
+
+/// The capture bundled with the repository (relative to its root).
+pub const SAMPLE_CAPTURE: &str = "data/sample/btcusdt-usdm-20230404.qcap";
+
+/// The bundled capture: from the working directory if it is the repository root, else from the
+/// source tree this binary was built from.
+pub fn default_capture() -> PathBuf {
+    let here = PathBuf::from(SAMPLE_CAPTURE);
+    if here.is_file() {
+        return here;
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../")).join(SAMPLE_CAPTURE)
+}
+
+/// `qalpha demo` arguments.
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// How long to run (e.g. 60s, 2m).
+    #[arg(long, value_parser = parse_dur, default_value = "60s")]
+    pub duration: Duration,
+    /// Also write the summary as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Replay pace of the mock's market (N times the recorded pace).
+    #[arg(long, default_value_t = 20.0)]
+    pub speed: f64,
+    /// Capture the mock exchange serves (a Binance USD-M BTCUSDT .qcap; default: the bundled sample).
+    #[arg(long)]
+    pub capture: Option<PathBuf>,
+    /// How idle engine threads wait: spin, yield or park.
+    #[arg(long, default_value = "park")]
+    pub wait: String,
+}
+
+/// Demo settings (what the library entry point takes).
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    pub duration: Duration,
+    pub speed: f64,
+    pub capture: PathBuf,
+    pub wait: WaitMode,
+    /// Progress line interval on stderr (`None`: quiet).
+    pub progress_every: Option<Duration>,
+    pub json: Option<PathBuf>,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            duration: Duration::from_secs(60),
+            speed: 20.0,
+            capture: default_capture(),
+            wait: WaitMode::Park,
+            progress_every: Some(Duration::from_secs(3)),
+            json: None,
+        }
+    }
+}
+
+/// Counters the engine threads publish for the progress line (relaxed; display only).
+#[derive(Default)]
+struct LiveView {
+    events: AtomicU64,
+    orders: AtomicU64,
+    acks: AtomicU64,
+    fills: AtomicU64,
+    rejects: AtomicU64,
+    position: AtomicI64,
+}
+
+/// Percentiles of a latency histogram, µs.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub max_us: f64,
+}
+
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Self {
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Self {
+            count: h.len(),
+            p50_us: us(h.value_at_quantile(0.5)),
+            p99_us: us(h.value_at_quantile(0.99)),
+            max_us: us(h.max()),
+        }
+    }
+}
+
+/// The demo's summary.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct DemoReport {
+    pub frames: u64,
+    pub events: u64,
+    pub reconnects: u64,
+    pub resyncs: u64,
+    pub gaps: u64,
+    pub ring_drops: u64,
+    pub book_checks: u64,
+    pub book_mismatches: u64,
+    pub orders: u64,
+    pub acks: u64,
+    pub fills: u64,
+    pub rejects: u64,
+    pub cancels: u64,
+    pub canceled: u64,
+    pub expired: u64,
+    pub duplicate_orders: u64,
+    pub orders_on_stale_book: u64,
+    /// Base quantity at the end, exact decimal.
+    pub position: String,
+    /// Net PnL (cash flow + position at mid − fees), quote currency, exact decimal.
+    pub pnl: String,
+    pub pnl_before_fees: String,
+    pub fees: String,
+    pub fee_model: String,
+    pub tick_to_order: Latency,
+    /// Tick → the venue's answer to the new order (REST round trip included).
+    pub tick_to_answer: Latency,
+    pub polls: u64,
+    pub order_queries: u64,
+    pub transport_errors: u64,
+    pub clock_offset_ms: f64,
+    pub last_error: Option<String>,
+    pub speed: f64,
+    /// The mock played the whole capture (the run ended there, before `--duration`).
+    pub tape_finished: bool,
+    pub elapsed_s: f64,
+}
+
+/// What the feed thread hands back.
+struct FeedResult {
+    frames: u64,
+    connects: u64,
+    resyncs: u64,
+    gaps: u64,
+    ring_drops: u64,
+    last_error: Option<String>,
+}
+
+/// Runs the demo for `o.duration` (or until `stop` is set) and returns its summary.
+pub fn run_demo(o: &DemoOptions, stop: Arc<AtomicBool>) -> Result<DemoReport> {
+    let started = Instant::now();
+    if !o.capture.is_file() {
+        bail!(
+            "capture {} not found: run from the repository root or pass --capture FILE.qcap",
+            o.capture.display()
+        );
+    }
+    if !o.speed.is_finite() || o.speed <= 0.0 {
+        bail!(
+            "--speed {}: use a positive factor (20 = 20× the recorded pace)",
+            o.speed
+        );
+    }
+    let cert_dir = std::env::temp_dir().join(format!(
+        "qalpha-demo-{}-{}",
+        std::process::id(),
+        qalpha_engine::clock::now_ns()
+    ));
+    std::fs::create_dir_all(&cert_dir)
+        .with_context(|| format!("cannot create {}", cert_dir.display()))?;
+    let result = run_with_mock(o, &cert_dir, stop, started);
+    let _ = std::fs::remove_dir_all(&cert_dir);
+    let rep = result?;
+    if let Some(path) = &o.json {
+        std::fs::write(path, serde_json::to_string_pretty(&rep)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(rep)
+}
+
+fn run_with_mock(
+    o: &DemoOptions,
+    cert_dir: &std::path::Path,
+    stop: Arc<AtomicBool>,
+    started: Instant,
+) -> Result<DemoReport> {
+    let mock = MockExchange::start(MockOptions {
+        venue: Venue::BinanceUsdm,
+        source: MarketSource::Capture(o.capture.clone()),
+        listen: "127.0.0.1:0".parse()?,
+        tls: true,
+        cert_out: Some(cert_dir.to_path_buf()),
+        speed: Speed::Factor(o.speed),
+        faults: FaultSpec::default(),
+        seed: 7,
+    })
+    .context("mock exchange")?;
+    let symbol = Symbol::parse("BTCUSDT").context("symbol")?;
+    let cfg = effective_config(
+        None,
+        &RecordOverrides {
+            venue: Some("binance".into()),
+            symbols: Some(vec![symbol.to_string()]),
+            streams: Some(vec![
+                "depth@0ms".into(),
+                "bookTicker".into(),
+                "trade".into(),
+            ]),
+            ws_url: Some(format!("wss://{}", mock.addr)),
+            rest_url: Some(format!("https://{}", mock.addr)),
+            ca_file: mock.ca_file.clone(),
+            wait: Some(o.wait),
+        },
+    )?;
+    let plan = plan_venue(&cfg.venues[0]).map_err(|e| anyhow::anyhow!("venue binance: {e}"))?;
+    let plans = vec![plan];
+    let ws_conns = FeedRunner::connection_table(&plans)
+        .iter()
+        .filter(|c| c.transport == Transport::WebSocket)
+        .count() as u64;
+    let gw = Gateway::connect(&GatewayConfig {
+        base: format!("https://{}", mock.addr),
+        ca_file: mock.ca_file.clone(),
+        signer: Signer::new(
+            qalpha_venues::mock::TEST_API_KEY,
+            qalpha_venues::mock::TEST_API_SECRET,
+        ),
+        poll_every: Duration::from_millis(250),
+    })?;
+
+    let specs: Vec<ThreadSpec> = ["qa-feed", "qa-strategy", "qa-gateway"]
+        .iter()
+        .map(|n| ThreadSpec {
+            name: n.to_string(),
+            core: None,
+            wait: o.wait,
+        })
+        .collect();
+    let pl = Runtime::place(&specs);
+    let (md_tx, mut md_rx) = ring::<MarketEvent>(1 << 16, FullPolicy::DropNewest, pl[0].wait);
+    let (mut cmd_tx, mut cmd_rx) = ring::<OrderCommand>(1024, FullPolicy::Backpressure, pl[1].wait);
+    let (mut rep_tx, mut rep_rx) = ring::<ExecReport>(4096, FullPolicy::Backpressure, pl[2].wait);
+    let mut runner = FeedRunner::new(
+        &plans,
+        LiveOptions {
+            wait: pl[0].wait,
+            ..Default::default()
+        },
+        md_tx,
+        None,
+    )?;
+    let view = Arc::new(LiveView::default());
+    let mut rt = Runtime::new();
+
+    let (feed_res_tx, feed_res_rx) = std::sync::mpsc::channel();
+    let feed_stop = stop.clone();
+    rt.spawn(&specs[0].name, pl[0], move |_| {
+        runner.run(&feed_stop);
+        let (live, sync, fc) = (
+            runner.stats().clone(),
+            runner.router.binance.sync_counters(),
+            runner.router.binance.counters().clone(),
+        );
+        let _ = feed_res_tx.send(FeedResult {
+            frames: live.frames,
+            connects: live.connects,
+            resyncs: fc.resyncs,
+            gaps: sync.gaps,
+            ring_drops: fc.ring_drops,
+            last_error: live.last_error,
+        });
+    })?;
+
+    let (strat_res_tx, strat_res_rx) = std::sync::mpsc::channel();
+    let v = view.clone();
+    let params = QuoterParams {
+        venue: Venue::BinanceUsdm,
+        symbol,
+        size: Qty::parse("0.001").map_err(|e| anyhow::anyhow!("size: {e}"))?,
+        max_position: Qty::parse("0.01").map_err(|e| anyhow::anyhow!("limit: {e}"))?,
+    };
+    rt.spawn(&specs[1].name, pl[1], move |p| {
+        let mut q = TouchQuoter::new(params);
+        let mut checker = ReplayConsumer {
+            check_books: true,
+            ..Default::default()
+        };
+        let mut spins = 0u32;
+        loop {
+            let mut busy = false;
+            while let Ok(r) = rep_rx.pop() {
+                q.on_report(&r);
+                busy = true;
+            }
+            match md_rx.pop() {
+                Ok(ev) => {
+                    checker.on_event(&ev);
+                    q.on_market(&ev, &mut cmd_tx);
+                    busy = true;
+                }
+                Err(_) if md_rx.is_abandoned() => break,
+                Err(_) => {}
+            }
+            if busy {
+                spins = 0;
+                publish(&v, &q, checker.events);
+            } else {
+                p.wait.idle(&mut spins);
+            }
+        }
+        // The feed stopped: cancel what rests and wait (bounded) for the answers.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while q.live_orders() > 0 && Instant::now() < deadline {
+            q.flatten_quotes(&mut cmd_tx);
+            while let Ok(r) = rep_rx.pop() {
+                q.on_report(&r);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        publish(&v, &q, checker.events);
+        drop(cmd_tx);
+        let _ = strat_res_tx.send((q.counters, q.ledger, checker));
+    })?;
+
+    let (gw_res_tx, gw_res_rx) = std::sync::mpsc::channel();
+    let gw_stop = stop.clone();
+    rt.spawn(&specs[2].name, pl[2], move |p| {
+        let stats = gw.run(&mut cmd_rx, &mut rep_tx, p.wait, &gw_stop);
+        let _ = gw_res_tx.send(stats);
+    })?;
+
+    let mut next_progress = o.progress_every.map(|d| Instant::now() + d);
+    let mut tape_end: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) && started.elapsed() < o.duration {
+        std::thread::sleep(Duration::from_millis(20));
+        // The capture is finite: once it has played, give the engine a moment to drain, then stop.
+        if mock.tape_finished() {
+            let at = *tape_end.get_or_insert_with(Instant::now);
+            if at.elapsed() >= Duration::from_millis(500) {
+                if o.progress_every.is_some() {
+                    eprintln!("demo: the capture has played to its end; stopping");
+                }
+                break;
+            }
+        }
+        if let Some(at) = next_progress.filter(|at| Instant::now() >= *at) {
+            eprintln!(
+                "demo {:>5.1}s  events {}  orders {}  acks {}  fills {}  rejects {}  position {}",
+                started.elapsed().as_secs_f64(),
+                view.events.load(Ordering::Relaxed),
+                view.orders.load(Ordering::Relaxed),
+                view.acks.load(Ordering::Relaxed),
+                view.fills.load(Ordering::Relaxed),
+                view.rejects.load(Ordering::Relaxed),
+                decimal(view.position.load(Ordering::Relaxed) as i128, 8),
+            );
+            next_progress = o.progress_every.map(|d| at + d);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let panicked = rt.join();
+    mock.stop();
+    if !panicked.is_empty() {
+        bail!("engine thread(s) panicked: {panicked:?}");
+    }
+    let feed = feed_res_rx.recv().context("feed thread result")?;
+    let (c, ledger, checker) = strat_res_rx.recv().context("strategy thread result")?;
+    let g = gw_res_rx.recv().context("gateway thread result")?;
+    Ok(DemoReport {
+        frames: feed.frames,
+        events: checker.events,
+        reconnects: feed.connects.saturating_sub(ws_conns),
+        resyncs: feed.resyncs,
+        gaps: feed.gaps,
+        ring_drops: feed.ring_drops,
+        book_checks: checker.checker.counters().checks,
+        book_mismatches: checker.checker.counters().mismatches,
+        orders: c.orders,
+        acks: c.acks,
+        fills: c.fills,
+        rejects: c.rejects,
+        cancels: g.cancels,
+        canceled: c.canceled,
+        expired: c.expired,
+        duplicate_orders: g.duplicate_orders,
+        orders_on_stale_book: c.orders_on_stale_book,
+        position: decimal(ledger.position as i128, 8),
+        pnl: decimal(ledger.net(), 16),
+        pnl_before_fees: decimal(ledger.gross(), 16),
+        fees: decimal(ledger.fees as i128, 8),
+        fee_model: "mock schedule, Binance USD-M regular: maker 0.02 %, taker 0.05 %".into(),
+        tick_to_order: Latency::of(&g.tick_to_order),
+        tick_to_answer: Latency::of(&g.tick_to_answer),
+        polls: g.polls,
+        order_queries: g.queries,
+        transport_errors: g.transport_errors,
+        clock_offset_ms: g.clock_offset_ns as f64 / 1e6,
+        last_error: g.last_error.or(feed.last_error),
+        speed: o.speed,
+        tape_finished: tape_end.is_some(),
+        elapsed_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn publish(v: &LiveView, q: &TouchQuoter, events: u64) {
+    v.events.store(events, Ordering::Relaxed);
+    v.orders.store(q.counters.orders, Ordering::Relaxed);
+    v.acks.store(q.counters.acks, Ordering::Relaxed);
+    v.fills.store(q.counters.fills, Ordering::Relaxed);
+    v.rejects.store(q.counters.rejects, Ordering::Relaxed);
+    v.position.store(q.ledger.position, Ordering::Relaxed);
+}
+
+/// The human summary printed on stdout.
+pub fn summary_text(r: &DemoReport) -> String {
+    format!(
+        "demo: {:.1}s at {}x of the bundled capture\n\
+         market: {} frames, {} events, {} book checks, {} mismatches, {} resyncs, {} reconnects\n\
+         orders: {} sent, {} acked, {} fills, {} rejects, {} cancels sent, {} duplicates, {} on a stale book\n\
+         position {} BTC, PnL {} USDT (before fees {}, fees {})\n\
+         tick-to-order p50 {:.1} µs, p99 {:.1} µs; tick-to-answer p50 {:.1} µs, p99 {:.1} µs",
+        r.elapsed_s,
+        r.speed,
+        r.frames,
+        r.events,
+        r.book_checks,
+        r.book_mismatches,
+        r.resyncs,
+        r.reconnects,
+        r.orders,
+        r.acks,
+        r.fills,
+        r.rejects,
+        r.cancels,
+        r.duplicate_orders,
+        r.orders_on_stale_book,
+        r.position,
+        r.pnl,
+        r.pnl_before_fees,
+        r.fees,
+        r.tick_to_order.p50_us,
+        r.tick_to_order.p99_us,
+        r.tick_to_answer.p50_us,
+        r.tick_to_answer.p99_us,
+    )
+}
+
+/// Runs `qalpha demo`.
+pub fn run(a: DemoArgs) -> Result<()> {
+    let wait = WaitMode::parse(&a.wait)
+        .with_context(|| format!("--wait {:?}: use spin, yield or park", a.wait))?;
+    let o = DemoOptions {
+        duration: a.duration,
+        speed: a.speed,
+        capture: a.capture.unwrap_or_else(default_capture),
+        wait,
+        json: a.json,
+        ..Default::default()
+    };
+    let rep = run_demo(&o, crate::live_cmd::ctrl_c_flag())?;
+    println!("{}", summary_text(&rep));
+    println!("{}", json!(rep));
+    Ok(())
+}
+
+fn parse_dur(s: &str) -> Result<Duration, String> {
+    qalpha_venues::mock::faults::parse_duration(s)
+        .ok_or_else(|| format!("invalid duration {s:?}: use e.g. 500ms, 15s, 2m"))
+}

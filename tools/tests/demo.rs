@@ -1,0 +1,68 @@
+//! `qalpha demo` in-process: the mock exchange on the bundled capture, the feed, the quoting
+//! strategy and the REST gateway, for a few seconds (127.0.0.1 only).
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use qalpha_engine::runtime::WaitMode;
+use qalpha_tools::demo_cmd::{run_demo, DemoOptions};
+
+const SAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../data/sample/btcusdt-usdm-20230404.qcap"
+);
+
+const REQUIRED_KEYS: &[&str] = &[
+    "frames",
+    "reconnects",
+    "resyncs",
+    "book_mismatches",
+    "orders",
+    "fills",
+    "rejects",
+    "duplicate_orders",
+    "orders_on_stale_book",
+    "pnl",
+    "tick_to_order",
+];
+
+#[test]
+fn demo_trades_against_the_mock_and_writes_its_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("demo.json");
+    let o = DemoOptions {
+        duration: Duration::from_secs(6),
+        speed: 20.0,
+        capture: SAMPLE.into(),
+        wait: WaitMode::Park,
+        progress_every: None,
+        json: Some(json_path.clone()),
+    };
+    let r = run_demo(&o, Arc::new(AtomicBool::new(false))).unwrap();
+    assert!(r.frames > 1000, "{r:?}");
+    assert_eq!(r.book_mismatches, 0, "{r:?}");
+    assert!(r.orders > 0 && r.acks > 0, "{r:?}");
+    assert_eq!(r.orders_on_stale_book, 0, "{r:?}");
+    assert_eq!(r.duplicate_orders, 0, "{r:?}");
+    assert!(r.tick_to_order.p50_us > 0.0, "{r:?}");
+    // Every new order was answered one way or the other.
+    assert_eq!(r.acks + r.rejects, r.orders, "{r:?}");
+
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    for k in REQUIRED_KEYS {
+        assert!(v.get(k).is_some(), "JSON summary lacks {k}: {v}");
+    }
+    for k in ["p50_us", "p99_us"] {
+        assert!(v["tick_to_order"][k].as_f64().is_some(), "{v}");
+    }
+    // PnL is an exact decimal string, not a float.
+    let pnl = v["pnl"].as_str().expect("pnl is a string");
+    assert!(
+        pnl.trim_start_matches('-')
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.'),
+        "{pnl}"
+    );
+}
