@@ -44,8 +44,12 @@ enum Cmd {
     Order(qalpha_tools::order_cmd::OrderArgs),
     /// Cancel an order by client id over REST.
     Cancel(qalpha_tools::order_cmd::CancelArgs),
+    /// Cancel every open order of a symbol over REST.
+    CancelAll(qalpha_tools::order_cmd::CancelAllArgs),
     /// List a symbol's open orders over REST.
     OpenOrders(qalpha_tools::order_cmd::OpenOrdersArgs),
+    /// Show positions (size, entry and mark price, unrealised PnL) over REST.
+    Positions(qalpha_tools::order_cmd::PositionsArgs),
     /// Show a capture's header, connection table and record counts.
     Inspect {
         /// Capture files.
@@ -277,7 +281,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::MockExchange(a) => qalpha_tools::live_cmd::run_mock(a),
         Cmd::Order(a) => qalpha_tools::order_cmd::run_order(a),
         Cmd::Cancel(a) => qalpha_tools::order_cmd::run_cancel(a),
+        Cmd::CancelAll(a) => qalpha_tools::order_cmd::run_cancel_all(a),
         Cmd::OpenOrders(a) => qalpha_tools::order_cmd::run_open_orders(a),
+        Cmd::Positions(a) => qalpha_tools::order_cmd::run_positions(a),
         Cmd::Import(ImportCmd::Pcap { file, out, venue }) => {
             let Some(venue) = Venue::from_name(&venue) else {
                 bail!("unknown venue {venue:?}: use binance or bybit");

@@ -1,4 +1,5 @@
-//! Operator order commands over REST: `qalpha order`, `qalpha cancel`, `qalpha open-orders`.
+//! Operator order commands over REST: `qalpha order`, `qalpha cancel`, `qalpha cancel-all`,
+//! `qalpha open-orders`, `qalpha positions`.
 //!
 //! Each command reads the API key from `QALPHA_<VENUE>_API_KEY` / `QALPHA_<VENUE>_API_SECRET`,
 //! syncs to the venue's clock (`GET /fapi/v1/time` or `GET /v5/market/time`), signs with the
@@ -20,7 +21,7 @@ use qalpha_engine::transport::{rest, TransportError};
 use qalpha_engine::{Price, Qty, Side, Symbol, Venue};
 use qalpha_venues::clock_sync::{parse_binance_time, parse_bybit_time, ClockOffset, TimeSample};
 use qalpha_venues::errors::{parse_binance, parse_bybit};
-use qalpha_venues::gateway::{binance, bybit, Method, SignedRequest};
+use qalpha_venues::gateway::{binance, bybit, SignedRequest};
 use qalpha_venues::instrument::InstrumentRules;
 use qalpha_venues::sign::Signer;
 
@@ -98,6 +99,25 @@ pub struct OpenOrdersArgs {
     pub conn: ConnArgs,
     #[arg(long)]
     pub symbol: String,
+}
+
+/// `qalpha cancel-all`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CancelAllArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[arg(long)]
+    pub symbol: String,
+}
+
+/// `qalpha positions`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct PositionsArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// One symbol (default: every symbol; on Bybit every USDT-settled one).
+    #[arg(long)]
+    pub symbol: Option<String>,
 }
 
 fn default_rest_url(venue: Venue) -> &'static str {
@@ -331,45 +351,38 @@ pub fn cancel(a: &CancelArgs) -> Result<String> {
     s.send(&req)
 }
 
+/// Cancels every open order of a symbol; returns the venue's JSON answer.
+pub fn cancel_all(a: &CancelAllArgs) -> Result<String> {
+    let symbol = symbol_of(&a.symbol)?;
+    let s = Session::open(&a.conn)?;
+    let ts = s.timestamp_ms();
+    let req = match s.venue {
+        Venue::BinanceUsdm => binance::rest_cancel_all(&s.signer, symbol, ts),
+        Venue::BybitLinear => bybit::rest_cancel_all(&s.signer, symbol, ts),
+    };
+    s.send(&req)
+}
+
 /// Lists a symbol's open orders; returns the venue's JSON answer.
 pub fn open_orders(a: &OpenOrdersArgs) -> Result<String> {
     let symbol = symbol_of(&a.symbol)?;
     let s = Session::open(&a.conn)?;
     let ts = s.timestamp_ms();
     let req = match s.venue {
-        Venue::BinanceUsdm => {
-            let query = format!(
-                "symbol={symbol}&recvWindow={}&timestamp={ts}",
-                binance::RECV_WINDOW_MS
-            );
-            let sig = s.signer.binance_rest(&query, "");
-            SignedRequest {
-                method: Method::Get,
-                path: "/fapi/v1/openOrders".into(),
-                query: format!("{query}&signature={sig}"),
-                body: String::new(),
-                headers: vec![("X-MBX-APIKEY".into(), s.signer.api_key().into())],
-            }
-        }
-        Venue::BybitLinear => {
-            let query = format!("category=linear&symbol={symbol}");
-            let sig = s.signer.bybit_rest(ts, bybit::RECV_WINDOW_MS, &query);
-            SignedRequest {
-                method: Method::Get,
-                path: "/v5/order/realtime".into(),
-                query,
-                body: String::new(),
-                headers: vec![
-                    ("X-BAPI-API-KEY".into(), s.signer.api_key().into()),
-                    ("X-BAPI-TIMESTAMP".into(), ts.to_string()),
-                    (
-                        "X-BAPI-RECV-WINDOW".into(),
-                        bybit::RECV_WINDOW_MS.to_string(),
-                    ),
-                    ("X-BAPI-SIGN".into(), sig),
-                ],
-            }
-        }
+        Venue::BinanceUsdm => binance::rest_open_orders(&s.signer, symbol, ts),
+        Venue::BybitLinear => bybit::rest_open_orders(&s.signer, symbol, ts),
+    };
+    s.send(&req)
+}
+
+/// Lists positions (one symbol's, or all); returns the venue's JSON answer.
+pub fn positions(a: &PositionsArgs) -> Result<String> {
+    let symbol = a.symbol.as_deref().map(symbol_of).transpose()?;
+    let s = Session::open(&a.conn)?;
+    let ts = s.timestamp_ms();
+    let req = match s.venue {
+        Venue::BinanceUsdm => binance::rest_positions(&s.signer, symbol, ts),
+        Venue::BybitLinear => bybit::rest_positions(&s.signer, symbol, ts),
     };
     s.send(&req)
 }
@@ -389,5 +402,17 @@ pub fn run_cancel(a: CancelArgs) -> Result<()> {
 /// `qalpha open-orders`: prints the venue's list.
 pub fn run_open_orders(a: OpenOrdersArgs) -> Result<()> {
     println!("{}", open_orders(&a)?);
+    Ok(())
+}
+
+/// `qalpha cancel-all`: prints the venue's answer.
+pub fn run_cancel_all(a: CancelAllArgs) -> Result<()> {
+    println!("{}", cancel_all(&a)?);
+    Ok(())
+}
+
+/// `qalpha positions`: prints the venue's list.
+pub fn run_positions(a: PositionsArgs) -> Result<()> {
+    println!("{}", positions(&a)?);
     Ok(())
 }

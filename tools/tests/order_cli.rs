@@ -10,25 +10,10 @@ use qalpha_engine::order::TimeInForce;
 use qalpha_engine::replay::Speed;
 use qalpha_engine::{Price, Side};
 use qalpha_venues::gateway::binance;
-use qalpha_venues::mock::{
-    FaultSpec, MarketSource, MockExchange, MockOptions, TEST_API_KEY, TEST_API_SECRET,
-};
+use qalpha_venues::mock::{FaultSpec, MarketSource, MockExchange, MockOptions, TEST_API_KEY};
 use serde_json::Value;
 mod order_common;
 use order_common::*;
-
-fn qalpha(m: &MockExchange, venue: &str, args: &[&str]) -> std::process::Output {
-    let v = venue.to_ascii_uppercase();
-    let ca = m.ca_file.as_ref().unwrap().display().to_string();
-    let url = format!("https://{}", m.addr);
-    Command::new(env!("CARGO_BIN_EXE_qalpha"))
-        .args(args)
-        .args(["--venue", venue, "--rest-url", &url, "--ca-file", &ca])
-        .env(format!("QALPHA_{v}_API_KEY"), TEST_API_KEY)
-        .env(format!("QALPHA_{v}_API_SECRET"), TEST_API_SECRET)
-        .output()
-        .unwrap()
-}
 
 #[test]
 fn cli_order_cancel_and_open_orders() {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use qalpha_engine::event::Venue;
@@ -182,4 +183,23 @@ pub fn bybit_realtime(m: &MockExchange, extra: &str) -> Vec<Value> {
     let (status, v) = send_signed(m, &r);
     assert_eq!((status, v["retCode"].as_i64()), (200, Some(0)), "{v}");
     v["result"]["list"].as_array().unwrap().clone()
+}
+
+/// Runs `qalpha ARGS --venue V --rest-url … --ca-file …` against the mock with the given keys.
+pub fn qalpha_as(m: &MockExchange, venue: &str, key: &str, secret: &str, args: &[&str]) -> Output {
+    let v = venue.to_ascii_uppercase();
+    let ca = m.ca_file.as_ref().unwrap().display().to_string();
+    let url = format!("https://{}", m.addr);
+    Command::new(env!("CARGO_BIN_EXE_qalpha"))
+        .args(args)
+        .args(["--venue", venue, "--rest-url", &url, "--ca-file", &ca])
+        .env(format!("QALPHA_{v}_API_KEY"), key)
+        .env(format!("QALPHA_{v}_API_SECRET"), secret)
+        .output()
+        .unwrap()
+}
+
+/// [`qalpha_as`] with the mock's test account.
+pub fn qalpha(m: &MockExchange, venue: &str, args: &[&str]) -> Output {
+    qalpha_as(m, venue, TEST_API_KEY, TEST_API_SECRET, args)
 }

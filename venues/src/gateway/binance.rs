@@ -131,6 +131,32 @@ pub fn rest_cancel_all(signer: &Signer, symbol: Symbol, timestamp_ms: u64) -> Si
     )
 }
 
+/// `GET /fapi/v1/openOrders` for one symbol.
+pub fn rest_open_orders(signer: &Signer, symbol: Symbol, timestamp_ms: u64) -> SignedRequest {
+    signed_rest(
+        signer,
+        Method::Get,
+        "/fapi/v1/openOrders",
+        vec![("symbol", symbol.to_string())],
+        timestamp_ms,
+    )
+}
+
+/// `GET /fapi/v2/positionRisk`: one symbol's position, or every symbol's without one.
+pub fn rest_positions(signer: &Signer, symbol: Option<Symbol>, timestamp_ms: u64) -> SignedRequest {
+    let p = symbol
+        .map(|s| ("symbol", s.to_string()))
+        .into_iter()
+        .collect();
+    signed_rest(
+        signer,
+        Method::Get,
+        "/fapi/v2/positionRisk",
+        p,
+        timestamp_ms,
+    )
+}
+
 /// A WebSocket API request (`order.place`, `order.cancel`, …): params signed sorted by name;
 /// decimals as JSON strings, integers as numbers (B.6).
 pub fn ws_request(
@@ -310,6 +336,17 @@ mod tests {
             rest_cancel_all(&s, o.symbol, 1).path,
             "/fapi/v1/allOpenOrders"
         );
+        let p = rest_positions(&s, Some(o.symbol), 7);
+        assert_eq!(
+            (p.method, p.path.as_str()),
+            (Method::Get, "/fapi/v2/positionRisk")
+        );
+        assert!(p
+            .query
+            .starts_with("symbol=BTCUSDT&recvWindow=5000&timestamp=7&signature="));
+        assert!(rest_positions(&s, None, 7)
+            .query
+            .starts_with("recvWindow=5000&timestamp=7&"));
     }
 
     #[test]

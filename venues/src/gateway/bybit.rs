@@ -121,6 +121,39 @@ pub fn rest_cancel_all(signer: &Signer, symbol: Symbol, timestamp_ms: u64) -> Si
     )
 }
 
+/// A signed GET: the signature covers the query string (C.5).
+fn signed_get(signer: &Signer, path: &str, query: String, timestamp_ms: u64) -> SignedRequest {
+    let sig = signer.bybit_rest(timestamp_ms, RECV_WINDOW_MS, &query);
+    SignedRequest {
+        method: Method::Get,
+        path: path.into(),
+        query,
+        body: String::new(),
+        headers: vec![
+            ("X-BAPI-API-KEY".into(), signer.api_key().into()),
+            ("X-BAPI-TIMESTAMP".into(), timestamp_ms.to_string()),
+            ("X-BAPI-RECV-WINDOW".into(), RECV_WINDOW_MS.to_string()),
+            ("X-BAPI-SIGN".into(), sig),
+        ],
+    }
+}
+
+/// `GET /v5/order/realtime` for one symbol (open orders).
+pub fn rest_open_orders(signer: &Signer, symbol: Symbol, timestamp_ms: u64) -> SignedRequest {
+    let query = format!("category=linear&symbol={symbol}");
+    signed_get(signer, "/v5/order/realtime", query, timestamp_ms)
+}
+
+/// `GET /v5/position/list`: one symbol's position, or every USDT-settled one without a symbol
+/// (Bybit requires `symbol` or `settleCoin`).
+pub fn rest_positions(signer: &Signer, symbol: Option<Symbol>, timestamp_ms: u64) -> SignedRequest {
+    let query = match symbol {
+        Some(s) => format!("category=linear&symbol={s}"),
+        None => "category=linear&settleCoin=USDT".to_string(),
+    };
+    signed_get(signer, "/v5/position/list", query, timestamp_ms)
+}
+
 /// A Trade WebSocket request (`order.create`, `order.cancel`, `order.amend`) after `auth`.
 pub fn ws_request(req_id: &str, op: &str, args_json: &str, timestamp_ms: u64) -> String {
     format!(
@@ -341,6 +374,31 @@ mod tests {
                 && !b.contains("price")
                 && b.ends_with(r#","reduceOnly":true}"#),
             "{b}"
+        );
+    }
+
+    #[test]
+    fn signed_gets_sign_the_query() {
+        let s = Signer::new("test_key", "test_secret");
+        let r = rest_positions(&s, Some(order().symbol), 9);
+        assert_eq!(
+            (r.method, r.target().as_str()),
+            (
+                Method::Get,
+                "/v5/position/list?category=linear&symbol=BTCUSDT"
+            )
+        );
+        assert_eq!(
+            r.header("X-BAPI-SIGN").unwrap(),
+            s.bybit_rest(9, 5000, &r.query)
+        );
+        assert_eq!(
+            rest_positions(&s, None, 9).query,
+            "category=linear&settleCoin=USDT"
+        );
+        assert_eq!(
+            rest_open_orders(&s, order().symbol, 9).path,
+            "/v5/order/realtime"
         );
     }
 

@@ -15,6 +15,7 @@ pub mod market;
 pub mod orders;
 mod orders_binance;
 mod orders_bybit;
+pub mod positions;
 pub mod rng;
 pub mod server;
 pub mod source;

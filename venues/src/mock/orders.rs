@@ -1,7 +1,8 @@
 //! The mock exchange, order-entry side over REST: Binance USD-M `/fapi/v1/order` (new, cancel,
 //! amend, query), `/fapi/v1/allOpenOrders`, `/fapi/v1/openOrders`, and Bybit v5
-//! `/v5/order/create|cancel|amend|cancel-all` and `/v5/order/realtime` — with the venues' real
-//! bodies and error codes (PROTOCOLS.md B.2, B.3, B.7, C.5, C.6, C.9).
+//! `/v5/order/create|cancel|amend|cancel-all` and `/v5/order/realtime`, and each venue's position
+//! query (`/fapi/v2/positionRisk`, `/v5/position/list`, see [`super::positions`]) — with the
+//! venues' real bodies and error codes (PROTOCOLS.md B.2, B.3, B.7, C.5, C.6, C.9).
 //!
 //! Every request is authenticated by [`super::auth`] against the mock's accounts (by default one
 //! test account, [`TEST_API_KEY`] / [`TEST_API_SECRET`]). Orders are matched by the one fill model
@@ -27,6 +28,7 @@ use qalpha_engine::{Price, Qty, Side, Venue};
 
 use super::book::ExchangeBook;
 use super::http::{respond, Request};
+use super::positions::Position;
 use super::rng::Rng;
 use super::server::{Ctx, ServerIo};
 use crate::fill::{FeeSchedule, FillModel, RejectReason, RiskAverse};
@@ -112,6 +114,8 @@ pub struct SymbolOrders {
     /// Created on the first order (it needs the venue and symbol).
     model: Option<FillModel<RiskAverse>>,
     records: Vec<OrderRecord>,
+    /// Net position and entry cost, moved by the same fills as the records.
+    position: Position,
 }
 
 fn fees_for(venue: Venue) -> FeeSchedule {
@@ -121,9 +125,13 @@ fn fees_for(venue: Venue) -> FeeSchedule {
     }
 }
 
-/// Applies execution reports to the records (the latest record of each client id).
-fn apply_reports(records: &mut [OrderRecord], reports: &[ExecReport]) {
+/// Applies execution reports to the records (the latest record of each client id) and the fills
+/// to the position.
+fn apply_reports(records: &mut [OrderRecord], position: &mut Position, reports: &[ExecReport]) {
     for r in reports {
+        if matches!(r.kind, ExecKind::PartialFill | ExecKind::Fill) {
+            position.on_fill(r.side, r.last_px, r.last_qty, r.exch_ms);
+        }
         let Some(rec) = records
             .iter_mut()
             .rev()
@@ -179,7 +187,7 @@ impl SymbolOrders {
     pub fn on_trade(&mut self, px: Price, qty: Qty, aggressor: Side, now_ns: u64) {
         if let Some(m) = self.model.as_mut() {
             let reports = m.on_trade(px, qty, aggressor, now_ns);
-            apply_reports(&mut self.records, reports);
+            apply_reports(&mut self.records, &mut self.position, reports);
         }
     }
 
@@ -226,7 +234,7 @@ impl SymbolOrders {
             created_ms: ms,
             updated_ms: ms,
         });
-        apply_reports(&mut self.records, reports);
+        apply_reports(&mut self.records, &mut self.position, reports);
         self.records.last().copied().ok_or(0)
     }
 
@@ -241,6 +249,16 @@ impl SymbolOrders {
     /// Open orders, oldest first.
     pub fn open(&self) -> impl Iterator<Item = &OrderRecord> + '_ {
         self.records.iter().filter(|r| r.is_open())
+    }
+
+    /// The position our fills built (flat before the first order).
+    pub fn position(&self) -> Position {
+        debug_assert_eq!(
+            self.model.as_ref().map_or(Qty::ZERO, FillModel::position),
+            self.position.size(),
+            "the position ledger and the fill model disagree on the size"
+        );
+        self.position
     }
 
     /// Every record, oldest first.
@@ -258,7 +276,7 @@ impl SymbolOrders {
         let unknown = RejectReason::UnknownOrder.code(venue);
         let model = self.model.as_mut().ok_or(unknown)?;
         let reports = model.cancel(client_id, now_ns).map_err(|r| r.code(venue))?;
-        apply_reports(&mut self.records, reports);
+        apply_reports(&mut self.records, &mut self.position, reports);
         self.find(Some(client_id.as_str()), None)
             .copied()
             .ok_or(unknown)
@@ -291,7 +309,7 @@ impl SymbolOrders {
                 rec.order.qty = qty;
             }
         }
-        apply_reports(&mut self.records, reports);
+        apply_reports(&mut self.records, &mut self.position, reports);
         self.find(Some(client_id.as_str()), None)
             .copied()
             .ok_or(unknown)
@@ -304,7 +322,7 @@ impl SymbolOrders {
         };
         let reports = model.cancel_all(now_ns);
         let ids: Vec<ClientOrderId> = reports.iter().map(|r| r.client_id).collect();
-        apply_reports(&mut self.records, reports);
+        apply_reports(&mut self.records, &mut self.position, reports);
         ids.iter()
             .filter_map(|c| self.find(Some(c.as_str()), None).copied())
             .collect()
@@ -352,7 +370,10 @@ pub fn handles(venue: Venue, path: &str) -> bool {
     match venue {
         Venue::BinanceUsdm => matches!(
             path,
-            "/fapi/v1/order" | "/fapi/v1/allOpenOrders" | "/fapi/v1/openOrders"
+            "/fapi/v1/order"
+                | "/fapi/v1/allOpenOrders"
+                | "/fapi/v1/openOrders"
+                | "/fapi/v2/positionRisk"
         ),
         Venue::BybitLinear => matches!(
             path,
@@ -361,6 +382,7 @@ pub fn handles(venue: Venue, path: &str) -> bool {
                 | "/v5/order/amend"
                 | "/v5/order/cancel-all"
                 | "/v5/order/realtime"
+                | "/v5/position/list"
         ),
     }
 }
@@ -492,10 +514,21 @@ mod tests {
         assert_eq!(r.avg_price(), Price::parse("101.5").unwrap());
         assert_eq!(r.cum_quote(), Qty::from_units(203));
         assert_eq!(r.fee, Qty::parse("0.1015").unwrap());
+        let pos = s.position();
+        assert_eq!(
+            (pos.size(), pos.entry_price()),
+            (Qty::from_units(2), Price::parse("101.5").unwrap())
+        );
         // A trade print at 99 sweeping through fills the resting bid (maker).
         s.on_trade(Price::from_units(98), Qty::from_units(5), Side::Sell, 4);
         let a = *s.find(Some("a"), None).unwrap();
         assert_eq!(a.status, OrderStatus::Filled);
+        // Long 2 @ 101.5 plus 1 @ 99: entry (203 + 99) / 3, truncated to 10^-8.
+        let pos = s.position();
+        assert_eq!(
+            (pos.size(), pos.entry_price()),
+            (Qty::from_units(3), Price::parse("100.66666666").unwrap())
+        );
         assert_eq!(s.cancel(v, a.order.client_id, 5).unwrap_err(), -2011);
         // Post-only crossing (on a fresh book: the IOC above took the asks): Binance refuses,
         // Bybit accepts then expires it.

@@ -1,5 +1,6 @@
 //! Binance USD-M order entry on the mock (PROTOCOLS.md B.1–B.3, B.7): `POST` / `DELETE` / `PUT` /
-//! `GET /fapi/v1/order`, `DELETE /fapi/v1/allOpenOrders`, `GET /fapi/v1/openOrders`. Every request
+//! `GET /fapi/v1/order`, `DELETE /fapi/v1/allOpenOrders`, `GET /fapi/v1/openOrders`,
+//! `GET /fapi/v2/positionRisk` (one-way mode: one `BOTH` entry per symbol). Every request
 //! is signed (`X-MBX-APIKEY` + `signature`); answers are the order object of B.2, or the venue's
 //! `{"code":…,"msg":…}` error body with its HTTP status.
 
@@ -10,6 +11,7 @@ use serde_json::json;
 use super::auth::verify_binance;
 use super::http::Request;
 use super::orders::{now_ns, url_decode, Answer, OrderRecord, OrderStatus, SymbolOrders};
+use super::positions::Position;
 use super::server::Ctx;
 
 const VENUE: Venue = Venue::BinanceUsdm;
@@ -178,6 +180,7 @@ pub(crate) fn handle(req: &Request, body: &str, ctx: &Ctx) -> Answer {
         ("GET", "/fapi/v1/order") => query_order(&params, ctx),
         ("DELETE", "/fapi/v1/allOpenOrders") => cancel_all(&params, ctx, now),
         ("GET", "/fapi/v1/openOrders") => open_orders(&params, ctx),
+        ("GET", "/fapi/v2/positionRisk") => position_risk(&params, ctx),
         _ => Ok(Answer {
             status: 404,
             body: json!({"code": -1, "msg": "not found"}).to_string(),
@@ -313,6 +316,53 @@ fn open_orders(p: &Params, ctx: &Ctx) -> Result<Answer, Answer> {
             g.symbols
                 .values()
                 .flat_map(|s| s.orders.open().map(|r| order_object(r, true)))
+                .collect()
+        }
+    };
+    Ok(Answer::ok(serde_json::Value::Array(list).to_string()))
+}
+
+/// One entry of `GET /fapi/v2/positionRisk` (flat symbols are listed too, as Binance does).
+fn position_object(
+    symbol: &str,
+    pos: &Position,
+    book: &super::book::ExchangeBook,
+) -> serde_json::Value {
+    let mark = pos.mark_price(book);
+    json!({
+        "symbol": symbol,
+        "positionAmt": pos.size().to_string(),
+        "entryPrice": pos.entry_price().to_string(),
+        "markPrice": mark.to_string(),
+        "unRealizedProfit": pos.unrealised(mark).to_string(),
+        "marginType": "cross",
+        "isolatedMargin": "0",
+        "isAutoAddMargin": "false",
+        "positionSide": "BOTH",
+        "notional": pos.notional(mark).to_string(),
+        "isolatedWallet": "0",
+        "updateTime": pos.updated_ms,
+    })
+}
+
+fn position_risk(p: &Params, ctx: &Ctx) -> Result<Answer, Answer> {
+    let list: Vec<serde_json::Value> = match p.get("symbol") {
+        Some(_) => {
+            let (name, _) = symbol_of(p)?;
+            vec![with_orders(ctx, &name, |o, book| {
+                position_object(&name, &o.position(), book)
+            })?]
+        }
+        None => {
+            let g = ctx.hub.lock();
+            let mut names: Vec<&String> = g.symbols.keys().collect();
+            names.sort();
+            names
+                .into_iter()
+                .map(|n| {
+                    let s = &g.symbols[n];
+                    position_object(n, &s.orders.position(), &s.book)
+                })
                 .collect()
         }
     };

@@ -1,5 +1,6 @@
 //! Bybit v5 linear order entry on the mock (PROTOCOLS.md C.5, C.6, C.9): `POST /v5/order/create`,
-//! `cancel`, `amend`, `cancel-all` and `GET /v5/order/realtime`. Every request is signed with the
+//! `cancel`, `amend`, `cancel-all`, `GET /v5/order/realtime` and `GET /v5/position/list` (one-way
+//! mode, `positionIdx` 0). Every request is signed with the
 //! `X-BAPI-*` headers; every answer is HTTP 200 with the v5 envelope, business errors as a non-zero
 //! `retCode`. As on Bybit, a post-only order that would take is *accepted* (`retCode` 0) and then
 //! shows `Cancelled` with `rejectReason` `EC_PostOnlyWillTakeLiquidity`.
@@ -11,6 +12,7 @@ use serde_json::{json, Value};
 use super::auth::{split_params, verify_bybit};
 use super::http::Request;
 use super::orders::{now_ns, url_decode, Answer, OrderRecord, OrderStatus, SymbolOrders};
+use super::positions::Position;
 use super::server::Ctx;
 use crate::fill::reject::BYBIT_EC_POST_ONLY_WILL_TAKE_LIQUIDITY;
 use crate::gateway::hash_order_id;
@@ -198,6 +200,7 @@ pub(crate) fn handle(req: &Request, body: &str, ctx: &Ctx) -> Answer {
         ("POST", "/v5/order/amend") => amend(&args, ctx, now),
         ("POST", "/v5/order/cancel-all") => cancel_all(&args, ctx, now),
         ("GET", "/v5/order/realtime") => realtime(&args, ctx),
+        ("GET", "/v5/position/list") => position_list(&args, ctx),
         _ => Ok(Answer {
             status: 404,
             body: json!({"retCode": 10404, "retMsg": "not found"}).to_string(),
@@ -393,6 +396,65 @@ fn realtime(args: &Value, ctx: &Ctx) -> Result<Answer, Answer> {
                 .map(order_item)
                 .collect()
         })?
+    };
+    Ok(envelope(
+        0,
+        "OK",
+        json!({"list": list, "nextPageCursor": "", "category": "linear"}),
+    ))
+}
+
+/// One `list` item of `GET /v5/position/list`: `side` `Buy` / `Sell` / `""` (flat), unsigned `size`.
+fn position_item(symbol: &str, pos: &Position, book: &super::book::ExchangeBook) -> Value {
+    let size = pos.size().raw();
+    let side = match size.signum() {
+        1 => "Buy",
+        -1 => "Sell",
+        _ => "",
+    };
+    let mark = pos.mark_price(book);
+    json!({
+        "positionIdx": 0,
+        "symbol": symbol,
+        "side": side,
+        "size": Qty(size.saturating_abs()).to_string(),
+        "avgPrice": pos.entry_price().to_string(),
+        "positionValue": pos.entry_value().to_string(),
+        "tradeMode": 0,
+        "autoAddMargin": 0,
+        "positionStatus": "Normal",
+        "markPrice": mark.to_string(),
+        "unrealisedPnl": pos.unrealised(mark).to_string(),
+        "liqPrice": "",
+        "bustPrice": "",
+        "isReduceOnly": false,
+        "updatedTime": pos.updated_ms.to_string(),
+    })
+}
+
+/// `symbol`, or every symbol settled in `settleCoin` (Bybit requires one of the two).
+fn position_list(args: &Value, ctx: &Ctx) -> Result<Answer, Answer> {
+    let list: Vec<Value> = match (text(args, "symbol"), text(args, "settleCoin")) {
+        (Some(_), _) => {
+            let (name, _) = symbol_of(args)?;
+            vec![with_orders(ctx, &name, |o, book| {
+                position_item(&name, &o.position(), book)
+            })?]
+        }
+        (None, Some(coin)) => {
+            let coin = coin.to_ascii_uppercase();
+            let g = ctx.hub.lock();
+            let mut names: Vec<&String> = g.symbols.keys().filter(|n| n.ends_with(&coin)).collect();
+            names.sort();
+            names
+                .into_iter()
+                .map(|n| {
+                    let s = &g.symbols[n];
+                    position_item(n, &s.orders.position(), &s.book)
+                })
+                .collect()
+        }
+        (None, None) => return Err(params_error("symbol or settleCoin is required")),
     };
     Ok(envelope(
         0,
