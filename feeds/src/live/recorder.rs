@@ -31,13 +31,9 @@ impl RecorderTx {
         match self.ring.write_chunk(n) {
             Ok(mut chunk) => {
                 let (a, b) = chunk.as_mut_slices();
-                let mut src = header.iter().chain(payload.iter());
-                for dst in a.iter_mut().chain(b.iter_mut()) {
-                    // Exactly `n` destination bytes for `n` source bytes.
-                    if let Some(&v) = src.next() {
-                        *dst = v;
-                    }
-                }
+                // The chunk may wrap around the ring's end: copy `header ++ payload` into `a ++ b`
+                // with two or three memcpys (never a byte loop: this runs per frame on the feed thread).
+                copy_split(&header, payload, a, b);
                 chunk.commit_all();
                 self.records += 1;
             }
@@ -55,6 +51,24 @@ impl RecorderTx {
 
 /// Joins to the recorder's result.
 pub type RecorderHandle = JoinHandle<Result<RecorderStats, CaptureError>>;
+
+/// Copies `h ++ p` into `a ++ b` (`a.len() + b.len() == h.len() + p.len()`).
+#[inline]
+fn copy_split(h: &[u8], p: &[u8], a: &mut [u8], b: &mut [u8]) {
+    fn put(src: &[u8], at: usize, a: &mut [u8], b: &mut [u8]) {
+        if at >= a.len() {
+            let o = at - a.len();
+            b[o..o + src.len()].copy_from_slice(src);
+            return;
+        }
+        // Fill the rest of `a`, spill the remainder to the start of `b`.
+        let in_a = src.len().min(a.len() - at);
+        a[at..at + in_a].copy_from_slice(&src[..in_a]);
+        b[..src.len() - in_a].copy_from_slice(&src[in_a..]);
+    }
+    put(h, 0, a, b);
+    put(p, h.len(), a, b);
+}
 
 /// What the recorder wrote.
 #[derive(Clone, Debug, Default)]
@@ -148,4 +162,21 @@ pub fn recorder_ring(
         })
         .collect();
     Ok((txs, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_split_handles_every_wrap_point() {
+        let h = [1u8, 2, 3];
+        let p = [4u8, 5, 6, 7];
+        for cut in 0..=7 {
+            let mut buf = [0u8; 7];
+            let (a, b) = buf.split_at_mut(cut);
+            copy_split(&h, &p, a, b);
+            assert_eq!(buf, [1, 2, 3, 4, 5, 6, 7], "cut at {cut}");
+        }
+    }
 }
