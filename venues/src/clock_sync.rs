@@ -57,10 +57,6 @@ impl ClockOffset {
     pub fn server_ms(&self, local_ns: u64) -> u64 {
         ((local_ns as i64 + self.offset_ns()).max(0) / 1_000_000) as u64
     }
-
-    pub fn has_sample(&self) -> bool {
-        !self.samples.is_empty()
-    }
 }
 
 /// `serverTime` from Binance `GET /fapi/v1/time`.

@@ -62,20 +62,6 @@ impl Endpoint {
     pub fn authority(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
-
-    /// The same endpoint with another path and query.
-    pub fn with_target(&self, target: &str) -> Self {
-        let scheme = match (self.url.split_once("://").map(|x| x.0), self.tls) {
-            (Some(s), _) => s,
-            (None, true) => "wss",
-            (None, false) => "ws",
-        };
-        Self {
-            target: target.to_string(),
-            url: format!("{scheme}://{}:{}{target}", self.host, self.port),
-            ..self.clone()
-        }
-    }
 }
 
 #[cfg(test)]
@@ -95,7 +81,10 @@ mod tests {
         let e = Endpoint::parse("ws://127.0.0.1:9443").unwrap();
         assert_eq!((e.tls, e.port, e.target.as_str()), (false, 9443, "/"));
         let e = Endpoint::parse("https://127.0.0.1:8443/fapi/v1/depth?symbol=BTCUSDT").unwrap();
-        assert_eq!(e.with_target("/x").url, "https://127.0.0.1:8443/x");
+        assert_eq!(
+            (e.host.as_str(), e.target.as_str()),
+            ("127.0.0.1", "/fapi/v1/depth?symbol=BTCUSDT")
+        );
         assert!(Endpoint::parse("ftp://x").is_err());
         assert!(Endpoint::parse("wss://:1/").is_err());
         assert!(Endpoint::parse("wss://h:notaport/").is_err());

@@ -27,12 +27,6 @@ pub enum Io {
 }
 
 impl Io {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Io::Plain(s) => s,
-            Io::Tls(s) => &s.sock,
-        }
-    }
     fn tcp_mut(&mut self) -> &mut TcpStream {
         match self {
             Io::Plain(s) => s,
@@ -336,15 +330,6 @@ impl WsClient {
                 registry.reregister(m.get_mut().get_mut().tcp_mut(), token, interest)
             }
             _ => Ok(()),
-        }
-    }
-
-    /// Local address of the socket (for logs and pcap correlation).
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        match &self.state {
-            State::Open(ws) => ws.get_ref().tcp().local_addr().ok(),
-            State::Connecting(Some(s)) => s.local_addr().ok(),
-            _ => None,
         }
     }
 

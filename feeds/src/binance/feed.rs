@@ -61,8 +61,6 @@ pub struct BinanceFeed {
     books: Vec<SymbolBook>,
     counters: FeedCounters,
     last_recv_ns: u64,
-    /// Symbols whose book needs a REST snapshot (drained by the live driver).
-    pending_snapshots: Vec<Symbol>,
 }
 
 impl Default for BinanceFeed {
@@ -78,7 +76,6 @@ impl BinanceFeed {
             books: Vec::with_capacity(16),
             counters: FeedCounters::default(),
             last_recv_ns: 0,
-            pending_snapshots: Vec::with_capacity(16),
         }
     }
 
@@ -91,14 +88,11 @@ impl BinanceFeed {
             parser,
             books,
             counters,
-            pending_snapshots,
             ..
         } = self;
         let res = parser.parse(frame, |root| -> Result<(), DecodeError> {
             match decode(root)? {
-                BinanceMsg::Depth(d) => {
-                    on_depth(books, counters, pending_snapshots, recv_ns, &d, sink)
-                }
+                BinanceMsg::Depth(d) => on_depth(books, counters, recv_ns, &d, sink),
                 BinanceMsg::Event {
                     symbol,
                     exch_ms,
@@ -145,7 +139,6 @@ impl BinanceFeed {
             parser,
             books,
             counters,
-            pending_snapshots,
             ..
         } = self;
         let res = parser.parse(body, |root| -> Result<(), DecodeError> {
@@ -161,7 +154,6 @@ impl BinanceFeed {
             let out = b
                 .sync
                 .on_snapshot(snap.last_update_id, snap.bids.iter(), snap.asks.iter());
-            pending_snapshots.retain(|s| *s != symbol);
             match out {
                 SnapshotOutcome::Synced { last_id } => {
                     synced(b, counters, recv_ns);
@@ -174,20 +166,11 @@ impl BinanceFeed {
                         MarketPayload::BookSynced { update_id: last_id },
                     );
                     let top = b.sync.book().top(last_id);
-                    emit_top(
-                        b,
-                        counters,
-                        pending_snapshots,
-                        sink,
-                        recv_ns,
-                        snap.exch_ms,
-                        top,
-                    );
+                    emit_top(b, counters, sink, recv_ns, snap.exch_ms, top);
                 }
                 SnapshotOutcome::Bridging => {}
                 SnapshotOutcome::TooOld | SnapshotOutcome::Stale(_) => {
                     counters.resync_requests += 1;
-                    pending_snapshots.push(symbol);
                 }
                 SnapshotOutcome::Malformed(e) => return Err(e),
             }
@@ -223,7 +206,7 @@ impl BinanceFeed {
             let last = b.sync.last_id();
             b.sync.invalidate();
             if let Some(last_update_id) = last {
-                went_stale(b, &mut self.counters, &mut self.pending_snapshots, recv_ns);
+                went_stale(b, &mut self.counters, recv_ns);
                 emit(
                     &mut self.counters,
                     sink,
@@ -277,11 +260,6 @@ impl BinanceFeed {
             .find(|b| b.symbol == symbol)
             .map(|b| &b.sync)
     }
-
-    /// Symbols waiting for a REST snapshot (the live driver fetches them off the hot path).
-    pub fn pending_snapshots(&self) -> &[Symbol] {
-        &self.pending_snapshots
-    }
 }
 
 fn book_index(books: &mut Vec<SymbolBook>, symbol: Symbol) -> usize {
@@ -305,14 +283,12 @@ fn synced(b: &mut SymbolBook, c: &mut FeedCounters, recv_ns: u64) {
     }
 }
 
-fn went_stale(b: &mut SymbolBook, c: &mut FeedCounters, pending: &mut Vec<Symbol>, recv_ns: u64) {
+fn went_stale(b: &mut SymbolBook, c: &mut FeedCounters, recv_ns: u64) {
     if b.stale.went_stale(recv_ns) {
         c.stale_events += 1;
     }
-    if !pending.contains(&b.symbol) {
-        c.resync_requests += 1;
-        pending.push(b.symbol);
-    }
+    // One request per stale episode: later diffs are buffered, not reported stale again.
+    c.resync_requests += 1;
 }
 
 /// Emits the rebuilt top of book; if the ring drops it, the consumer's view is no longer exact,
@@ -320,7 +296,6 @@ fn went_stale(b: &mut SymbolBook, c: &mut FeedCounters, pending: &mut Vec<Symbol
 fn emit_top<S: EventSink>(
     b: &mut SymbolBook,
     c: &mut FeedCounters,
-    pending: &mut Vec<Symbol>,
     sink: &mut S,
     recv_ns: u64,
     exch_ms: u64,
@@ -336,7 +311,7 @@ fn emit_top<S: EventSink>(
     ) == PushOutcome::Dropped
     {
         b.sync.invalidate();
-        went_stale(b, c, pending, recv_ns);
+        went_stale(b, c, recv_ns);
         emit(
             c,
             sink,
@@ -355,7 +330,6 @@ fn emit_top<S: EventSink>(
 fn on_depth<S: EventSink>(
     books: &mut Vec<SymbolBook>,
     c: &mut FeedCounters,
-    pending: &mut Vec<Symbol>,
     recv_ns: u64,
     d: &DepthUpdate<'_, '_>,
     sink: &mut S,
@@ -394,11 +368,10 @@ fn on_depth<S: EventSink>(
     match b.sync.on_diff(ids, d.bids.iter(), d.asks.iter()) {
         DiffOutcome::Applied => {
             let top = b.sync.book().top(d.last_id);
-            emit_top(b, c, pending, sink, recv_ns, d.exch_ms, top);
+            emit_top(b, c, sink, recv_ns, d.exch_ms, top);
         }
         DiffOutcome::Synced => {
             synced(b, c, recv_ns);
-            pending.retain(|s| *s != d.symbol);
             emit(
                 c,
                 sink,
@@ -410,11 +383,11 @@ fn on_depth<S: EventSink>(
                 },
             );
             let top = b.sync.book().top(d.last_id);
-            emit_top(b, c, pending, sink, recv_ns, d.exch_ms, top);
+            emit_top(b, c, sink, recv_ns, d.exch_ms, top);
         }
         DiffOutcome::Buffered | DiffOutcome::Dropped => {}
         DiffOutcome::Stale(reason) => {
-            went_stale(b, c, pending, recv_ns);
+            went_stale(b, c, recv_ns);
             emit(
                 c,
                 sink,

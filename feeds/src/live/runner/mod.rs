@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mio::{Events, Poll, Token};
-use qalpha_engine::capture::{Connection, Record, RecordKind, Transport};
+use qalpha_engine::capture::{Connection, Record, RecordKind};
 use qalpha_engine::event::MarketEvent;
 use qalpha_engine::ring::Producer;
 use qalpha_engine::runtime::WaitMode;
@@ -594,21 +594,5 @@ impl FeedRunner {
         self.request_snapshots(now);
         self.resubscribe_bybit(now);
         self.rotate(now);
-    }
-
-    /// Connection ids of open connections (tests and status).
-    pub fn open_connections(&self) -> usize {
-        self.conns
-            .iter()
-            .filter(|m| matches!(m.state, St::Open(_)))
-            .count()
-    }
-
-    /// The transports of the connection table (for status lines).
-    pub fn transports(&self) -> Vec<(u16, Transport, String)> {
-        self.conns
-            .iter()
-            .map(|m| (m.conn.id, m.conn.transport, m.conn.url.clone()))
-            .collect()
     }
 }
