@@ -12,7 +12,8 @@
 //! | `stall=2s@10s` | send nothing for 2 s starting 10 s after the mock started (frames are delayed, not lost) |
 //! | `ping-timeout` | 5 s after opening, a connection goes silent: no data, no pong, but stays open |
 //! | `reject=0.1` | refuse a new order with insufficient margin (Binance -2019, Bybit 110007) |
-//! | `ack-delay=200ms` | answer each order-entry REST request this much later (the order is already processed) |
+//! | `ack-delay=200ms` | answer each order-entry request (REST or WebSocket) this much later (the order is already processed) |
+//! | `drop-private=0.05` | instead of delivering a private-stream message, close that private connection (the message is lost to it: the client must reconcile) |
 
 use std::time::Duration;
 
@@ -32,13 +33,15 @@ pub struct FaultSpec {
     pub ping_timeout: bool,
     /// Probability that a new order is refused for insufficient margin.
     pub reject: f64,
-    /// Delay before an order-entry REST answer.
+    /// Delay before an order-entry answer (REST or WebSocket API).
     pub ack_delay: Option<Duration>,
+    /// Probability that a private-stream message is not delivered and its connection is closed.
+    pub drop_private: f64,
 }
 
 /// The fault kinds, for `--help`.
 pub const FAULT_HELP: &str = "comma list of: disconnect-every=DUR, drop-diff=P, duplicate=P, reorder=P, \
-malformed=P, fragment=P, stall=DUR@DUR, ping-timeout, reject=P, ack-delay=DUR (DUR like 500ms, 4s, 1m; P a probability 0..1)";
+malformed=P, fragment=P, stall=DUR@DUR, ping-timeout, reject=P, ack-delay=DUR, drop-private=P (DUR like 500ms, 4s, 1m; P a probability 0..1)";
 
 /// `500ms`, `4s`, `1.5s`, `2m`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
@@ -95,6 +98,7 @@ impl FaultSpec {
                 "ack-delay" => {
                     f.ack_delay = Some(parse_duration(v).ok_or_else(|| bad("expected a duration"))?)
                 }
+                "drop-private" => f.drop_private = prob()?,
                 _ => return Err(bad("unknown fault")),
             }
         }

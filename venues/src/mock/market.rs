@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crossbeam::channel::{bounded, Receiver, Sender};
+use crossbeam::channel::{bounded, unbounded, Receiver, Sender};
 
 use super::book::ExchangeBook;
+use super::orders::OrderUpdate;
 
 /// One frame on the tape.
 #[derive(Clone, Debug)]
@@ -47,6 +48,47 @@ pub(crate) struct HubInner {
     subs: Vec<(u64, Sender<Arc<TapeFrame>>)>,
     next_id: u64,
     pub symbols: HashMap<String, SymbolState>,
+    /// Private-stream connections: every change to our orders, in the order it happened.
+    private: Vec<(u64, Sender<Arc<OrderUpdate>>)>,
+    /// Sequence stamped on each [`OrderUpdate`] (1, 2, …).
+    update_seq: u64,
+}
+
+impl HubInner {
+    /// Hands every queued order update to the private-stream connections (called whenever the hub
+    /// lock is released, so updates leave in the order they were made, whoever made them).
+    fn flush_private(&mut self) {
+        for s in self.symbols.values_mut() {
+            for mut u in s.orders.take_updates() {
+                self.update_seq += 1;
+                u.seq = self.update_seq;
+                let u = Arc::new(u);
+                self.private.retain(|(_, tx)| tx.send(u.clone()).is_ok());
+            }
+        }
+    }
+}
+
+/// The hub lock; releasing it publishes the order updates made while it was held.
+pub(crate) struct HubGuard<'a>(MutexGuard<'a, HubInner>);
+
+impl std::ops::Deref for HubGuard<'_> {
+    type Target = HubInner;
+    fn deref(&self) -> &HubInner {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for HubGuard<'_> {
+    fn deref_mut(&mut self) -> &mut HubInner {
+        &mut self.0
+    }
+}
+
+impl Drop for HubGuard<'_> {
+    fn drop(&mut self) {
+        self.0.flush_private();
+    }
 }
 
 /// Fan-out of tape frames to every connection, plus the books.
@@ -68,6 +110,8 @@ impl Hub {
                 subs: Vec::new(),
                 next_id: 0,
                 symbols: HashMap::new(),
+                private: Vec::new(),
+                update_seq: 0,
             }),
             has_subscriber: AtomicBool::new(false),
             finished: AtomicBool::new(false),
@@ -76,9 +120,24 @@ impl Hub {
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, HubInner> {
+    pub(crate) fn lock(&self) -> HubGuard<'_> {
         // A panicked holder leaves plain data behind; keep serving rather than cascade.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        HubGuard(self.inner.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A private-stream connection's feed of every order update made from now on (unbounded: the
+    /// private flow is a few messages per order).
+    pub fn subscribe_private(&self) -> (u64, Receiver<Arc<OrderUpdate>>) {
+        let (tx, rx) = unbounded();
+        let mut g = self.lock();
+        let id = g.next_id;
+        g.next_id += 1;
+        g.private.push((id, tx));
+        (id, rx)
+    }
+
+    pub fn unsubscribe_private(&self, id: u64) {
+        self.lock().private.retain(|(i, _)| *i != id);
     }
 
     /// A new connection's feed of every frame published from now on.

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod book;
 pub mod certs;
+pub mod deadman;
 pub mod faults;
 pub mod http;
 pub mod market;
@@ -20,6 +21,8 @@ pub mod rng;
 pub mod server;
 pub mod source;
 pub mod synthetic;
+mod ws_binance;
+mod ws_bybit;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -150,7 +153,17 @@ impl MockExchange {
             seed: opts.seed,
             weight: Mutex::new((Instant::now(), 0)),
             orders: orders::OrderDesk::new(accounts, opts.seed),
+            deadman: Mutex::new(deadman::DeadMan::default()),
         });
+        {
+            let ctx = ctx.clone();
+            threads.push(spawn("mock-deadman", move || {
+                while !ctx.stop.load(Ordering::Relaxed) {
+                    deadman::tick(&ctx);
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            })?);
+        }
         threads.push(spawn("mock-listener", move || {
             server::serve(listener, ctx)
         })?);

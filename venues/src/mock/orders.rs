@@ -107,6 +107,21 @@ impl OrderRecord {
     }
 }
 
+/// One change to one of our orders, for the private streams (Binance `ORDER_TRADE_UPDATE` /
+/// `ACCOUNT_UPDATE`, Bybit `order` / `execution` / `position`): what happened, the order after it,
+/// and the symbol's position after it.
+#[derive(Clone, Copy, Debug)]
+pub struct OrderUpdate {
+    /// The fill model's report: kind, last fill price/quantity, fee, maker flag, times.
+    pub report: ExecReport,
+    /// The order's record after this report.
+    pub record: OrderRecord,
+    /// The symbol's position after this report.
+    pub position: Position,
+    /// Per-mock sequence of updates (Binance trade id `t` for fills, Bybit `seq`); starts at 1.
+    pub seq: u64,
+}
+
 /// A symbol's simulated orders: the fill model and the records queries answer from. Lives in the
 /// hub's per-symbol state, so it changes under the same lock as the book.
 #[derive(Clone, Debug, Default)]
@@ -116,6 +131,8 @@ pub struct SymbolOrders {
     records: Vec<OrderRecord>,
     /// Net position and entry cost, moved by the same fills as the records.
     position: Position,
+    /// Updates not yet handed to the private streams (drained by the hub when its lock is released).
+    outbox: Vec<OrderUpdate>,
 }
 
 fn fees_for(venue: Venue) -> FeeSchedule {
@@ -126,42 +143,68 @@ fn fees_for(venue: Venue) -> FeeSchedule {
 }
 
 /// Applies execution reports to the records (the latest record of each client id) and the fills
-/// to the position.
-fn apply_reports(records: &mut [OrderRecord], position: &mut Position, reports: &[ExecReport]) {
+/// to the position, queueing one [`OrderUpdate`] per report for the private streams.
+fn apply_reports(
+    records: &mut [OrderRecord],
+    position: &mut Position,
+    outbox: &mut Vec<OrderUpdate>,
+    reports: &[ExecReport],
+) {
     for r in reports {
-        if matches!(r.kind, ExecKind::PartialFill | ExecKind::Fill) {
-            position.on_fill(r.side, r.last_px, r.last_qty, r.exch_ms);
-        }
-        let Some(rec) = records
-            .iter_mut()
+        apply_one(records, position, r);
+        if let Some(rec) = records
+            .iter()
             .rev()
             .find(|o| o.order.client_id == r.client_id)
-        else {
-            continue;
-        };
-        rec.updated_ms = r.exch_ms;
-        match r.kind {
-            ExecKind::Ack | ExecKind::Rejected | ExecKind::Amended => {}
-            ExecKind::PartialFill | ExecKind::Fill => {
-                rec.cum_qty = r.cum_qty;
-                rec.notional_raw += r.last_px.raw() as i128 * r.last_qty.raw() as i128;
-                rec.fee = Qty(rec.fee.raw().saturating_add(r.fee.raw()));
-                rec.status = if r.kind == ExecKind::Fill {
-                    OrderStatus::Filled
-                } else {
-                    OrderStatus::PartiallyFilled
-                };
-            }
-            ExecKind::Canceled => rec.status = OrderStatus::Canceled,
-            ExecKind::Expired => {
-                rec.status = OrderStatus::Expired;
-                rec.reason = r.reason;
-            }
+        {
+            outbox.push(OrderUpdate {
+                report: *r,
+                record: *rec,
+                position: *position,
+                seq: 0,
+            });
+        }
+    }
+}
+
+fn apply_one(records: &mut [OrderRecord], position: &mut Position, r: &ExecReport) {
+    if matches!(r.kind, ExecKind::PartialFill | ExecKind::Fill) {
+        position.on_fill(r.side, r.last_px, r.last_qty, r.exch_ms);
+    }
+    let Some(rec) = records
+        .iter_mut()
+        .rev()
+        .find(|o| o.order.client_id == r.client_id)
+    else {
+        return;
+    };
+    rec.updated_ms = r.exch_ms;
+    match r.kind {
+        ExecKind::Ack | ExecKind::Rejected | ExecKind::Amended => {}
+        ExecKind::PartialFill | ExecKind::Fill => {
+            rec.cum_qty = r.cum_qty;
+            rec.notional_raw += r.last_px.raw() as i128 * r.last_qty.raw() as i128;
+            rec.fee = Qty(rec.fee.raw().saturating_add(r.fee.raw()));
+            rec.status = if r.kind == ExecKind::Fill {
+                OrderStatus::Filled
+            } else {
+                OrderStatus::PartiallyFilled
+            };
+        }
+        ExecKind::Canceled => rec.status = OrderStatus::Canceled,
+        ExecKind::Expired => {
+            rec.status = OrderStatus::Expired;
+            rec.reason = r.reason;
         }
     }
 }
 
 impl SymbolOrders {
+    /// Takes the updates queued since the last call (oldest first).
+    pub(crate) fn take_updates(&mut self) -> Vec<OrderUpdate> {
+        std::mem::take(&mut self.outbox)
+    }
+
     /// The venue's displayed size at `px` on `side` changed to `qty` (0 = level gone).
     pub fn on_book_level(&mut self, side: Side, px: Price, qty: Qty) {
         if let Some(m) = self.model.as_mut() {
@@ -187,7 +230,12 @@ impl SymbolOrders {
     pub fn on_trade(&mut self, px: Price, qty: Qty, aggressor: Side, now_ns: u64) {
         if let Some(m) = self.model.as_mut() {
             let reports = m.on_trade(px, qty, aggressor, now_ns);
-            apply_reports(&mut self.records, &mut self.position, reports);
+            apply_reports(
+                &mut self.records,
+                &mut self.position,
+                &mut self.outbox,
+                reports,
+            );
         }
     }
 
@@ -234,7 +282,12 @@ impl SymbolOrders {
             created_ms: ms,
             updated_ms: ms,
         });
-        apply_reports(&mut self.records, &mut self.position, reports);
+        apply_reports(
+            &mut self.records,
+            &mut self.position,
+            &mut self.outbox,
+            reports,
+        );
         self.records.last().copied().ok_or(0)
     }
 
@@ -276,7 +329,12 @@ impl SymbolOrders {
         let unknown = RejectReason::UnknownOrder.code(venue);
         let model = self.model.as_mut().ok_or(unknown)?;
         let reports = model.cancel(client_id, now_ns).map_err(|r| r.code(venue))?;
-        apply_reports(&mut self.records, &mut self.position, reports);
+        apply_reports(
+            &mut self.records,
+            &mut self.position,
+            &mut self.outbox,
+            reports,
+        );
         self.find(Some(client_id.as_str()), None)
             .copied()
             .ok_or(unknown)
@@ -309,7 +367,12 @@ impl SymbolOrders {
                 rec.order.qty = qty;
             }
         }
-        apply_reports(&mut self.records, &mut self.position, reports);
+        apply_reports(
+            &mut self.records,
+            &mut self.position,
+            &mut self.outbox,
+            reports,
+        );
         self.find(Some(client_id.as_str()), None)
             .copied()
             .ok_or(unknown)
@@ -322,7 +385,12 @@ impl SymbolOrders {
         };
         let reports = model.cancel_all(now_ns);
         let ids: Vec<ClientOrderId> = reports.iter().map(|r| r.client_id).collect();
-        apply_reports(&mut self.records, &mut self.position, reports);
+        apply_reports(
+            &mut self.records,
+            &mut self.position,
+            &mut self.outbox,
+            reports,
+        );
         ids.iter()
             .filter_map(|c| self.find(Some(c.as_str()), None).copied())
             .collect()
@@ -371,6 +439,8 @@ pub fn handles(venue: Venue, path: &str) -> bool {
         Venue::BinanceUsdm => matches!(
             path,
             "/fapi/v1/order"
+                | "/fapi/v1/listenKey"
+                | "/fapi/v1/countdownCancelAll"
                 | "/fapi/v1/allOpenOrders"
                 | "/fapi/v1/openOrders"
                 | "/fapi/v2/positionRisk"
@@ -381,6 +451,7 @@ pub fn handles(venue: Venue, path: &str) -> bool {
                 | "/v5/order/cancel"
                 | "/v5/order/amend"
                 | "/v5/order/cancel-all"
+                | "/v5/order/disconnected-cancel-all"
                 | "/v5/order/realtime"
                 | "/v5/position/list"
         ),

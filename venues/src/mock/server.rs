@@ -30,12 +30,13 @@ use super::rng::Rng;
 
 /// Plain or TLS server stream.
 pub enum ServerIo {
+    // (the TLS variant is boxed: a rustls connection is large)
     Plain(TcpStream),
     Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
 }
 
 impl ServerIo {
-    fn tcp(&self) -> &TcpStream {
+    pub(crate) fn tcp(&self) -> &TcpStream {
         match self {
             ServerIo::Plain(s) => s,
             ServerIo::Tls(s) => &s.sock,
@@ -86,6 +87,14 @@ pub struct MockCounters {
     pub fragmented: AtomicU64,
     pub disconnects: AtomicU64,
     pub silenced: AtomicU64,
+    /// Private-stream connections closed by the `drop-private` fault.
+    pub private_drops: AtomicU64,
+    /// Private-stream messages sent.
+    pub private_sent: AtomicU64,
+    /// WebSocket order-entry requests answered (ws-fapi, Bybit Trade WS).
+    pub ws_orders: AtomicU64,
+    /// Dead-man switches that fired.
+    pub deadman_fired: AtomicU64,
 }
 
 /// Shared by all connection threads.
@@ -102,6 +111,8 @@ pub struct Ctx {
     pub weight: Mutex<(Instant, u32)>,
     /// Order entry: accounts and fault draws.
     pub orders: super::orders::OrderDesk,
+    /// Armed dead-man switches (Binance countdownCancelAll, Bybit disconnection protection).
+    pub deadman: Mutex<super::deadman::DeadMan>,
 }
 
 /// Accepts connections until `ctx.stop`.
@@ -277,6 +288,15 @@ impl Subs {
 
 fn websocket(mut io: ServerIo, req: Request, ctx: &Ctx, n: u64) -> std::io::Result<()> {
     let path = req.path().to_string();
+    match ctx.venue {
+        Venue::BinanceUsdm if super::ws_binance::handles(&path) => {
+            return super::ws_binance::websocket(io, req, ctx, n)
+        }
+        Venue::BybitLinear if super::ws_bybit::handles(&path) => {
+            return super::ws_bybit::websocket(io, req, ctx, n)
+        }
+        _ => {}
+    }
     let mut subs = Subs {
         items: Vec::new(),
         combined: false,
@@ -330,11 +350,11 @@ fn websocket(mut io: ServerIo, req: Request, ctx: &Ctx, n: u64) -> std::io::Resu
     res
 }
 
-fn would_block(e: &tungstenite::Error) -> bool {
+pub(crate) fn would_block(e: &tungstenite::Error) -> bool {
     matches!(e, tungstenite::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock)
 }
 
-fn send(ws: &mut WebSocket<ServerIo>, msg: Message) -> std::io::Result<()> {
+pub(crate) fn send(ws: &mut WebSocket<ServerIo>, msg: Message) -> std::io::Result<()> {
     match ws.write(msg) {
         Ok(()) => Ok(()),
         Err(e) if would_block(&e) => Ok(()),
