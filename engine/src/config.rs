@@ -1,6 +1,9 @@
-//! Engine configuration (TOML): feed threads, venues, symbols, streams, recorder.
+//! Engine configuration (TOML): trading mode, feed threads, venues, symbols, streams, order entry,
+//! recorder.
 //!
 //! ```toml
+//! mode = "paper"      # paper | testnet | live (default paper: live market data, no orders sent)
+//!
 //! [[feed_threads]]
 //! name = "feed-0"
 //! core = 2            # optional: pin to this core
@@ -14,10 +17,18 @@
 //! streams = ["depth@0ms", "bookTicker", "trade", "markPrice@1s"]
 //! feed_thread = "feed-0"
 //! ca_file = "/tmp/mock/ca.pem"            # optional: trust this CA instead of the webpki roots
+//! order_ws_url = "wss://ws-fapi.binance.com/ws-fapi/v1"   # optional: WebSocket order entry
+//! private_ws_url = "wss://fstream.binance.com/private"    # optional: private (user data) stream
+//! order_via = "ws"                        # ws | rest (default ws)
+//! dead_man_ms = 10000                     # optional: dead-man switch armed in live mode
 //!
 //! [recorder]
 //! rotate_bytes = 1073741824
 //! ```
+//!
+//! URLs left out fall back to the venue's own for the mode (`qalpha_venues::endpoints`, which
+//! parses `mode`; the engine does not depend on the venues crate, so the mode is kept as text here
+//! and checked against [`MODES`]).
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +36,7 @@ use serde::Deserialize;
 
 use crate::event::Venue;
 use crate::runtime::WaitMode;
+use crate::transport::url::Endpoint;
 
 /// Errors loading a config, naming the file and the field.
 #[derive(Debug, thiserror::Error)]
@@ -39,15 +51,23 @@ pub enum ConfigError {
     Invalid { path: String, why: String },
 }
 
+/// The trading modes `mode` accepts.
+pub const MODES: [&str; 3] = ["paper", "testnet", "live"];
+
+/// The order-entry channels `order_via` accepts.
+pub const ORDER_VIA: [&str; 2] = ["ws", "rest"];
+
 /// The whole file.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Deserialize)]
+#[serde(from = "ConfigFile")]
 pub struct EngineConfig {
-    #[serde(default)]
+    /// `paper` (default), `testnet` or `live`.
+    pub mode: String,
     pub feed_threads: Vec<FeedThreadConfig>,
-    #[serde(default)]
     pub venues: Vec<VenueConfig>,
-    #[serde(default)]
+    /// The order-entry keys of each `[[venues]]` entry, index-aligned with `venues` (read them
+    /// with [`EngineConfig::order_entry_of`], which covers venues added in code).
+    pub order_entry: Vec<OrderEntryConfig>,
     pub recorder: RecorderConfig,
 }
 
@@ -61,8 +81,28 @@ pub struct FeedThreadConfig {
     pub wait: String,
 }
 
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            mode: default_mode(),
+            feed_threads: Vec::new(),
+            venues: Vec::new(),
+            order_entry: Vec::new(),
+            recorder: RecorderConfig::default(),
+        }
+    }
+}
+
+fn default_mode() -> String {
+    "paper".into()
+}
+
 fn default_wait() -> String {
     "yield".into()
+}
+
+fn default_order_via() -> String {
+    "ws".into()
 }
 
 /// One venue's market data.
@@ -79,6 +119,141 @@ pub struct VenueConfig {
     pub ca_file: Option<PathBuf>,
     /// REST depth snapshot size (Binance: 5…1000).
     pub snapshot_limit: Option<u32>,
+}
+
+/// One venue's order entry: the order-entry keys of its `[[venues]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderEntryConfig {
+    /// WebSocket order entry (Binance WS API, Bybit Trade WS); default: the venue's for the mode.
+    pub order_ws_url: Option<String>,
+    /// Private (user data) stream; default: the venue's for the mode.
+    pub private_ws_url: Option<String>,
+    /// Order entry over `ws` (default) or `rest`.
+    pub order_via: String,
+    /// Dead-man switch interval armed in live mode (Binance `countdownCancelAll`, Bybit
+    /// disconnection protection: whole seconds, 3 s to 300 s).
+    pub dead_man_ms: Option<u64>,
+}
+
+impl Default for OrderEntryConfig {
+    fn default() -> Self {
+        Self {
+            order_ws_url: None,
+            private_ws_url: None,
+            order_via: default_order_via(),
+            dead_man_ms: None,
+        }
+    }
+}
+
+/// The file as written. A `[[venues]]` entry carries market-data and order-entry keys; they are
+/// split into [`VenueConfig`] and [`OrderEntryConfig`] so code that builds a `VenueConfig` by hand
+/// does not have to know about order entry.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default = "default_mode")]
+    mode: String,
+    #[serde(default)]
+    feed_threads: Vec<FeedThreadConfig>,
+    #[serde(default)]
+    venues: Vec<VenueEntry>,
+    #[serde(default)]
+    recorder: RecorderConfig,
+}
+
+/// A `[[venues]]` entry as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VenueEntry {
+    venue: String,
+    ws_url: Option<String>,
+    rest_url: Option<String>,
+    symbols: Vec<String>,
+    #[serde(default)]
+    streams: Vec<String>,
+    feed_thread: Option<String>,
+    ca_file: Option<PathBuf>,
+    snapshot_limit: Option<u32>,
+    order_ws_url: Option<String>,
+    private_ws_url: Option<String>,
+    #[serde(default = "default_order_via")]
+    order_via: String,
+    dead_man_ms: Option<u64>,
+}
+
+impl From<ConfigFile> for EngineConfig {
+    fn from(f: ConfigFile) -> Self {
+        let (venues, order_entry) = f
+            .venues
+            .into_iter()
+            .map(|v| {
+                let market = VenueConfig {
+                    venue: v.venue,
+                    ws_url: v.ws_url,
+                    rest_url: v.rest_url,
+                    symbols: v.symbols,
+                    streams: v.streams,
+                    feed_thread: v.feed_thread,
+                    ca_file: v.ca_file,
+                    snapshot_limit: v.snapshot_limit,
+                };
+                let orders = OrderEntryConfig {
+                    order_ws_url: v.order_ws_url,
+                    private_ws_url: v.private_ws_url,
+                    order_via: v.order_via,
+                    dead_man_ms: v.dead_man_ms,
+                };
+                (market, orders)
+            })
+            .unzip();
+        Self {
+            mode: f.mode,
+            feed_threads: f.feed_threads,
+            venues,
+            order_entry,
+            recorder: f.recorder,
+        }
+    }
+}
+
+impl OrderEntryConfig {
+    /// Checks the fields for `venue`; the error starts with the field name.
+    fn validate(&self, venue: &str) -> Result<(), String> {
+        for (field, url) in [
+            ("order_ws_url", &self.order_ws_url),
+            ("private_ws_url", &self.private_ws_url),
+        ] {
+            if let Some(url) = url {
+                let ws = Endpoint::parse(url)
+                    .is_ok_and(|_| url.starts_with("ws://") || url.starts_with("wss://"));
+                if !ws {
+                    return Err(format!(
+                        "{field} = {url:?}: use a ws:// or wss:// URL with a host"
+                    ));
+                }
+            }
+        }
+        if !ORDER_VIA.contains(&self.order_via.as_str()) {
+            return Err(format!("order_via = {:?}: use ws or rest", self.order_via));
+        }
+        if let Some(ms) = self.dead_man_ms {
+            let bybit = Venue::from_name(venue) == Some(Venue::BybitLinear);
+            // Bybit's disconnection-protection window is an integer number of seconds in [3, 300].
+            if bybit && (ms % 1000 != 0 || !(3_000..=300_000).contains(&ms)) {
+                return Err(format!(
+                    "dead_man_ms = {ms}: Bybit takes whole seconds from 3000 to 300000"
+                ));
+            }
+            if ms == 0 {
+                return Err(
+                    "dead_man_ms = 0: leave dead_man_ms out to run without a dead-man switch"
+                        .into(),
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Recorder settings.
@@ -114,6 +289,12 @@ impl EngineConfig {
             path: origin.to_string(),
             why,
         };
+        if !MODES.contains(&self.mode.as_str()) {
+            return Err(bad(format!(
+                "mode = {:?}: use paper, testnet or live",
+                self.mode
+            )));
+        }
         for (i, t) in self.feed_threads.iter().enumerate() {
             if WaitMode::parse(&t.wait).is_none() {
                 return Err(bad(format!(
@@ -139,8 +320,16 @@ impl EngineConfig {
                     )));
                 }
             }
+            self.order_entry_of(i)
+                .validate(&v.venue)
+                .map_err(|why| bad(format!("venues[{i}].{why}")))?;
         }
         Ok(())
+    }
+
+    /// The order-entry settings of `venues[i]` (the defaults for a venue added in code).
+    pub fn order_entry_of(&self, i: usize) -> OrderEntryConfig {
+        self.order_entry.get(i).cloned().unwrap_or_default()
     }
 
     /// The wait mode of a feed thread entry (validated at load).
@@ -189,6 +378,74 @@ feed_thread = "feed-0"
         assert!(e.to_string().contains("names no [[feed_threads]]"), "{e}");
         let e = EngineConfig::parse("bogus = 1\n", "t.toml").unwrap_err();
         assert!(e.to_string().contains("t.toml"));
+    }
+
+    #[test]
+    fn mode_and_order_entry_fields() {
+        let c = EngineConfig::parse(
+            "[[venues]]\nvenue = \"bybit\"\nsymbols = [\"X\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.mode, "paper");
+        assert_eq!(c.order_entry_of(0), OrderEntryConfig::default());
+        assert_eq!(c.order_entry_of(7).order_via, "ws");
+        let c = EngineConfig::parse(
+            r#"
+mode = "live"
+[[venues]]
+venue = "binance"
+symbols = ["BTCUSDT"]
+order_ws_url = "wss://ws-fapi.binance.com/ws-fapi/v1"
+private_ws_url = "wss://fstream.binance.com/private"
+order_via = "rest"
+dead_man_ms = 1500
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        let v = c.order_entry_of(0);
+        assert_eq!(
+            (c.mode.as_str(), v.order_via.as_str(), v.dead_man_ms),
+            ("live", "rest", Some(1500))
+        );
+        let venue = "[[venues]]\nsymbols = [\"X\"]\n";
+        for (text, field) in [
+            (
+                format!("mode = \"real\"\n{venue}venue = \"bybit\"\n"),
+                "mode = \"real\"",
+            ),
+            (
+                format!("{venue}venue = \"bybit\"\norder_via = \"fix\"\n"),
+                "venues[0].order_via",
+            ),
+            (
+                format!("{venue}venue = \"bybit\"\norder_ws_url = \"https://x\"\n"),
+                "venues[0].order_ws_url",
+            ),
+            (
+                format!("{venue}venue = \"bybit\"\nprivate_ws_url = \"wss://\"\n"),
+                "venues[0].private_ws_url",
+            ),
+            (
+                format!("{venue}venue = \"bybit\"\ndead_man_ms = 1500\n"),
+                "venues[0].dead_man_ms",
+            ),
+            (
+                format!("{venue}venue = \"binance\"\ndead_man_ms = 0\n"),
+                "venues[0].dead_man_ms",
+            ),
+        ] {
+            let e = EngineConfig::parse(&text, "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field), "{e}");
+        }
+        assert!(EngineConfig::parse(
+            "[[venues]]\nvenue = \"bybit\"\nsymbols = [\"X\"]\ndead_man_ms = 10000\n",
+            "t.toml"
+        )
+        .is_ok());
     }
 }
 

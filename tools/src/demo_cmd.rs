@@ -8,14 +8,16 @@
 //! ```text
 //! feed (FeedRunner: depth@0ms, bookTicker, trade) ─MarketEvent ring (drop newest)─► strategy
 //! strategy (TouchQuoter + book checker) ─OrderCommand ring (back-pressure)─► gateway
-//! gateway (signed REST to the mock, open-order polling) ─ExecReport ring (back-pressure)─► strategy
+//! gateway (ws-fapi orders, REST fallback, user-data stream) ─ExecReport ring (back-pressure)─► strategy
 //! ```
+//!
+//! The gateway is the engine's own (`qalpha_venues::gateway::session`): orders over the mock's
+//! Binance WebSocket API, fills from the user-data stream, reconciliation over REST.
 //!
 //! Progress goes to stderr every few seconds; the summary is printed on stdout (JSON with `--json`
 //! FILE as well). Tick-to-order runs from the `recv_ns` of the market event behind a decision to the
-//! moment the gateway hands the signed request to the transport (see [`gateway`]).
+//! moment the order's bytes were handed to the WebSocket.
 
-pub mod gateway;
 pub mod strategy;
 
 use std::path::PathBuf;
@@ -39,7 +41,7 @@ use qalpha_venues::sign::Signer;
 use serde_json::json;
 
 use crate::live_cmd::{effective_config, RecordOverrides};
-use gateway::{Gateway, GatewayConfig};
+use qalpha_venues::gateway::session::{Gateway, GatewayConfig, Via};
 use strategy::{decimal, QuoterParams, TouchQuoter};
 
 /// The capture bundled with the repository (relative to its root).
@@ -162,8 +164,11 @@ pub struct DemoReport {
     pub tick_to_order: Latency,
     /// Tick → the venue's answer to the new order (REST round trip included).
     pub tick_to_answer: Latency,
-    pub polls: u64,
-    pub order_queries: u64,
+    /// Order requests over the WebSocket API / REST requests of any kind (fallback, reconciliation).
+    pub ws_requests: u64,
+    pub rest_requests: u64,
+    pub reconciliations: u64,
+    pub private_reconnects: u64,
     pub transport_errors: u64,
     pub clock_offset_ms: f64,
     pub last_error: Option<String>,
@@ -255,15 +260,21 @@ fn run_with_mock(
         .iter()
         .filter(|c| c.transport == Transport::WebSocket)
         .count() as u64;
-    let gw = Gateway::connect(&GatewayConfig {
-        base: format!("https://{}", mock.addr),
-        ca_file: mock.ca_file.clone(),
-        signer: Signer::new(
-            qalpha_venues::mock::TEST_API_KEY,
-            qalpha_venues::mock::TEST_API_SECRET,
-        ),
-        poll_every: Duration::from_millis(250),
-    })?;
+    let signer = Signer::new(
+        qalpha_venues::mock::TEST_API_KEY,
+        qalpha_venues::mock::TEST_API_SECRET,
+    );
+    let mut gc = GatewayConfig::new(
+        Venue::BinanceUsdm,
+        &format!("https://{}", mock.addr),
+        signer,
+    );
+    gc.ca_file = mock.ca_file.clone();
+    gc.via = Via::Ws;
+    gc.order_ws_url = Some(format!("wss://{}/ws-fapi/v1", mock.addr));
+    gc.private_ws_url = Some(format!("wss://{}/private", mock.addr));
+    gc.symbols = vec![symbol];
+    let gw = Gateway::connect(gc)?;
 
     let specs: Vec<ThreadSpec> = ["qa-feed", "qa-strategy", "qa-gateway"]
         .iter()
@@ -419,17 +430,19 @@ fn run_with_mock(
         cancels: g.cancels,
         canceled: c.canceled,
         expired: c.expired,
-        duplicate_orders: g.duplicate_orders,
+        duplicate_orders: g.tracker.duplicate_orders,
         orders_on_stale_book: c.orders_on_stale_book,
         position: decimal(ledger.position as i128, 8),
         pnl: decimal(ledger.net(), 16),
         pnl_before_fees: decimal(ledger.gross(), 16),
         fees: decimal(ledger.fees as i128, 8),
         fee_model: "mock schedule, Binance USD-M regular: maker 0.02 %, taker 0.05 %".into(),
-        tick_to_order: Latency::of(&g.tick_to_order),
+        tick_to_order: Latency::of(&g.tick_to_wire),
         tick_to_answer: Latency::of(&g.tick_to_answer),
-        polls: g.polls,
-        order_queries: g.queries,
+        ws_requests: g.ws_requests,
+        rest_requests: g.rest_requests,
+        reconciliations: g.reconciliations,
+        private_reconnects: g.private_reconnects,
         transport_errors: g.transport_errors,
         clock_offset_ms: g.clock_offset_ns as f64 / 1e6,
         last_error: g.last_error.or(feed.last_error),

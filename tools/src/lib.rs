@@ -6,5 +6,6 @@ pub mod import_bybit;
 pub mod import_lines;
 pub mod live_cmd;
 pub mod order_cmd;
+pub mod order_ws;
 pub mod pcap;
 pub mod replay_cmd;

@@ -1,4 +1,5 @@
-//! Operator order commands over REST: `qalpha order`, `qalpha cancel`, `qalpha cancel-all`,
+//! Operator order commands over REST (and, with `--via ws`, `order` / `cancel` over the venue's
+//! order WebSocket — see [`crate::order_ws`]): `qalpha order`, `qalpha cancel`, `qalpha cancel-all`,
 //! `qalpha open-orders`, `qalpha positions`.
 //!
 //! Each command reads the API key from `QALPHA_<VENUE>_API_KEY` / `QALPHA_<VENUE>_API_SECRET`,
@@ -16,11 +17,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use qalpha_engine::order::{ClientIdGen, ClientOrderId, NewOrder, OrderType, TimeInForce};
+use qalpha_engine::order::{
+    ClientIdGen, ClientOrderId, NewOrder, OrderAction, OrderType, TimeInForce,
+};
 use qalpha_engine::transport::{rest, TransportError};
 use qalpha_engine::{Price, Qty, Side, Symbol, Venue};
 use qalpha_venues::clock_sync::{parse_binance_time, parse_bybit_time, ClockOffset, TimeSample};
 use qalpha_venues::errors::{parse_binance, parse_bybit};
+use qalpha_venues::gateway::protocol::Protocol;
 use qalpha_venues::gateway::{binance, bybit, SignedRequest};
 use qalpha_venues::instrument::InstrumentRules;
 use qalpha_venues::sign::Signer;
@@ -40,6 +44,14 @@ pub struct ConnArgs {
     /// PEM CA certificate to trust (the mock's `ca.pem`).
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
+    /// Send `order` / `cancel` over the venue's order WebSocket (`ws`: Binance ws-fapi, Bybit Trade
+    /// WS) or REST (`rest`, the default; other commands always use REST).
+    #[arg(long, default_value = "rest")]
+    pub via: String,
+    /// Order WebSocket URL (default: the venue's production URL). For the mock:
+    /// wss://127.0.0.1:PORT/ws-fapi/v1 (Binance) or wss://127.0.0.1:PORT/v5/trade (Bybit).
+    #[arg(long)]
+    pub ws_url: Option<String>,
 }
 
 /// `qalpha order`.
@@ -229,6 +241,39 @@ impl Session {
         self.clock.server_ms(qalpha_engine::clock::now_ns())
     }
 
+    /// Whether `--via ws` was asked for (`rest` otherwise; anything else is an error).
+    fn via_ws(c: &ConnArgs) -> Result<bool> {
+        match c.via.as_str() {
+            "ws" => Ok(true),
+            "rest" => Ok(false),
+            v => bail!("invalid --via {v:?}: use ws or rest"),
+        }
+    }
+
+    /// Sends one order-WebSocket request built from `action`; the venue's answer as JSON text.
+    fn send_ws(
+        &self,
+        c: &ConnArgs,
+        symbol: Symbol,
+        action: &OrderAction,
+        side: Side,
+    ) -> Result<String> {
+        let url = c
+            .ws_url
+            .clone()
+            .unwrap_or_else(|| crate::order_ws::default_ws_url(self.venue).to_string());
+        let proto = Protocol::new(self.venue, self.signer.clone());
+        let ts = self.timestamp_ms();
+        crate::order_ws::exchange(
+            self.venue,
+            &url,
+            c.ca_file.as_deref(),
+            &self.signer,
+            ts + 10_000,
+            |id| proto.ws_order(id, symbol, action, side, ts),
+        )
+    }
+
     /// Sends a signed request; the body on success, the venue's typed error otherwise.
     fn send(&self, req: &SignedRequest) -> Result<String> {
         let url = format!("{}{}", self.base, req.target());
@@ -324,7 +369,11 @@ pub fn build_order(a: &OrderArgs) -> Result<NewOrder> {
 /// Places an order; returns the venue's JSON answer.
 pub fn place(a: &OrderArgs) -> Result<String> {
     let order = build_order(a)?;
+    let ws = Session::via_ws(&a.conn)?;
     let s = Session::open(&a.conn)?;
+    if ws {
+        return s.send_ws(&a.conn, order.symbol, &OrderAction::New(order), order.side);
+    }
     let ts = s.timestamp_ms();
     let req = match s.venue {
         Venue::BinanceUsdm => binance::rest_new_order(&s.signer, &order, ts),
@@ -342,7 +391,17 @@ pub fn cancel(a: &CancelArgs) -> Result<String> {
             a.client_id
         )
     })?;
+    let ws = Session::via_ws(&a.conn)?;
     let s = Session::open(&a.conn)?;
+    if ws {
+        // The side is only needed by amends.
+        return s.send_ws(
+            &a.conn,
+            symbol,
+            &OrderAction::Cancel { client_id },
+            Side::Buy,
+        );
+    }
     let ts = s.timestamp_ms();
     let req = match s.venue {
         Venue::BinanceUsdm => binance::rest_cancel(&s.signer, symbol, client_id, ts),

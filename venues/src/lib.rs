@@ -6,6 +6,7 @@
 //! the mock's order entry build on these.
 
 pub mod clock_sync;
+pub mod endpoints;
 pub mod errors;
 pub mod fill;
 pub mod gateway;

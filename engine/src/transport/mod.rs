@@ -6,17 +6,22 @@
 //! - [`ws`]: [`ws::WsClient`], one connection's state machine: TCP connect → TLS + WebSocket
 //!   handshake (retried on would-block) → open (read until would-block after every readiness event;
 //!   writes that would block stay queued and are flushed later).
-//! - [`rest`]: blocking HTTPS GET for snapshots, run on the cold-path helper thread only.
+//! - [`rest`]: blocking HTTP(S)/1.1 for snapshots and order entry, cold path only: [`RestClient`]
+//!   keeps one connection alive per venue; [`rest::request`] sends one request per connection.
+//! - `http1`: the HTTP/1.1 wire format under [`rest`] (request encoding, response framing).
 //!
 //! Gotchas handled here (STACK-NOTES §2): the mio socket is registered before it is wrapped; the
 //! TCP connect is complete only when the socket is writable, `take_error()` is `None` and
 //! `peer_addr()` succeeds; `set_nodelay(true)`; a `send` that returns `WouldBlock` has already queued
 //! the frame — it is flushed later, never resent.
 
+mod http1;
 pub mod rest;
 pub mod tls;
 pub mod url;
 pub mod ws;
+
+pub use rest::{HttpResponse, RestClient};
 
 /// Transport errors, phrased for the operator.
 #[derive(Debug, thiserror::Error)]

@@ -131,6 +131,41 @@ pub fn rest_cancel_all(signer: &Signer, symbol: Symbol, timestamp_ms: u64) -> Si
     )
 }
 
+/// `GET /fapi/v1/order` by client id (open or recently closed).
+pub fn rest_query_order(
+    signer: &Signer,
+    symbol: Symbol,
+    client_id: ClientOrderId,
+    timestamp_ms: u64,
+) -> SignedRequest {
+    let p = vec![
+        ("symbol", symbol.to_string()),
+        ("origClientOrderId", client_id.to_string()),
+    ];
+    signed_rest(signer, Method::Get, "/fapi/v1/order", p, timestamp_ms)
+}
+
+/// `POST /fapi/v1/countdownCancelAll`: cancel every open order of `symbol` unless refreshed within
+/// `countdown_ms` (0 disarms).
+pub fn rest_countdown_cancel_all(
+    signer: &Signer,
+    symbol: Symbol,
+    countdown_ms: u64,
+    timestamp_ms: u64,
+) -> SignedRequest {
+    let p = vec![
+        ("symbol", symbol.to_string()),
+        ("countdownTime", countdown_ms.to_string()),
+    ];
+    signed_rest(
+        signer,
+        Method::Post,
+        "/fapi/v1/countdownCancelAll",
+        p,
+        timestamp_ms,
+    )
+}
+
 /// `GET /fapi/v1/openOrders` for one symbol.
 pub fn rest_open_orders(signer: &Signer, symbol: Symbol, timestamp_ms: u64) -> SignedRequest {
     signed_rest(

@@ -138,6 +138,33 @@ fn signed_get(signer: &Signer, path: &str, query: String, timestamp_ms: u64) -> 
     }
 }
 
+/// `GET /v5/order/realtime` for one order by `orderLinkId` (open or recently closed).
+pub fn rest_query_order(
+    signer: &Signer,
+    symbol: Symbol,
+    client_id: ClientOrderId,
+    timestamp_ms: u64,
+) -> SignedRequest {
+    let query = format!("category=linear&symbol={symbol}&orderLinkId={client_id}");
+    signed_get(signer, "/v5/order/realtime", query, timestamp_ms)
+}
+
+/// `POST /v5/order/disconnected-cancel-all`: cancel every derivatives order when the `dcp`
+/// private connection is lost for `window_s` seconds (3…300).
+pub fn rest_disconnected_cancel_all(
+    signer: &Signer,
+    window_s: u64,
+    timestamp_ms: u64,
+) -> SignedRequest {
+    let body = format!("{{\"product\":\"DERIVATIVES\",\"timeWindow\":{window_s}}}");
+    signed_post(
+        signer,
+        "/v5/order/disconnected-cancel-all",
+        body,
+        timestamp_ms,
+    )
+}
+
 /// `GET /v5/order/realtime` for one symbol (open orders).
 pub fn rest_open_orders(signer: &Signer, symbol: Symbol, timestamp_ms: u64) -> SignedRequest {
     let query = format!("category=linear&symbol={symbol}");

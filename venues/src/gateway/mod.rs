@@ -11,7 +11,12 @@
 
 pub mod binance;
 pub mod bybit;
+pub mod conn;
+pub mod protocol;
 pub mod request;
+pub mod session;
+pub mod snapshot;
+pub mod tracker;
 
 pub use request::{Method, SignedRequest};
 

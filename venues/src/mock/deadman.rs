@@ -133,7 +133,10 @@ mod tests {
         let lost = d.dcp_lost_at.expect("the last connection went away");
         assert!(d.due(lost + Duration::from_millis(10)).is_empty());
         d.dcp_connected();
-        assert!(d.due(lost + Duration::from_millis(100)).is_empty(), "it came back");
+        assert!(
+            d.due(lost + Duration::from_millis(100)).is_empty(),
+            "it came back"
+        );
         d.dcp_disconnected();
         let lost = d.dcp_lost_at.unwrap();
         assert_eq!(d.due(lost + Duration::from_millis(60)), vec![None]);

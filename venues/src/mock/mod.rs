@@ -17,6 +17,8 @@ pub mod orders;
 mod orders_binance;
 mod orders_bybit;
 pub mod positions;
+mod private_binance;
+mod private_bybit;
 pub mod rng;
 pub mod server;
 pub mod source;
@@ -154,6 +156,7 @@ impl MockExchange {
             weight: Mutex::new((Instant::now(), 0)),
             orders: orders::OrderDesk::new(accounts, opts.seed),
             deadman: Mutex::new(deadman::DeadMan::default()),
+            listen_keys: Mutex::new(private_binance::ListenKeys::new(opts.seed)),
         });
         {
             let ctx = ctx.clone();

@@ -1,8 +1,17 @@
-//! Binance USD-M order entry on the mock (PROTOCOLS.md B.1–B.3, B.7): `POST` / `DELETE` / `PUT` /
-//! `GET /fapi/v1/order`, `DELETE /fapi/v1/allOpenOrders`, `GET /fapi/v1/openOrders`,
-//! `GET /fapi/v2/positionRisk` (one-way mode: one `BOTH` entry per symbol). Every request
-//! is signed (`X-MBX-APIKEY` + `signature`); answers are the order object of B.2, or the venue's
-//! `{"code":…,"msg":…}` error body with its HTTP status.
+//! Binance USD-M order entry on the mock (PROTOCOLS.md B.1–B.3, B.5, B.7): `POST` / `DELETE` /
+//! `PUT` / `GET /fapi/v1/order`, `DELETE /fapi/v1/allOpenOrders`, `GET /fapi/v1/openOrders`,
+//! `GET /fapi/v2/positionRisk` (one-way mode: one `BOTH` entry per symbol),
+//! `POST /fapi/v1/countdownCancelAll` (the dead-man switch, [`super::deadman`]) and the user data
+//! stream's `POST` / `PUT` / `DELETE /fapi/v1/listenKey`.
+//!
+//! Every request but the listen-key ones is signed (`X-MBX-APIKEY` + `signature`); the listen-key
+//! endpoints need only the API-key header, as on Binance. Answers are the order object of B.2, or the
+//! venue's `{"code":…,"msg":…}` error body with its HTTP status. The WebSocket API
+//! ([`super::ws_binance`]) calls the same order functions through [`ws_method`], so REST and ws-fapi
+//! behave identically.
+//!
+//! Listen keys: `PUT` and `DELETE` act on the account's current key (futures take no parameter);
+//! an optional `listenKey` parameter must name that key, else -1125.
 
 use qalpha_engine::order::{ClientOrderId, NewOrder, OrderType, TimeInForce};
 use qalpha_engine::{Price, Qty, Side, Symbol, Venue};
@@ -56,7 +65,7 @@ fn mandatory(name: &str) -> Answer {
 }
 
 /// Verified request parameters (query values win over body values).
-struct Params(Vec<(String, String)>);
+pub(crate) struct Params(pub Vec<(String, String)>);
 
 impl Params {
     fn get(&self, k: &str) -> Option<String> {
@@ -158,6 +167,9 @@ pub fn order_object(r: &OrderRecord, with_time: bool) -> serde_json::Value {
 pub(crate) fn handle(req: &Request, body: &str, ctx: &Ctx) -> Answer {
     let query = req.target.split_once('?').map_or("", |(_, q)| q);
     let now = now_ns();
+    if req.path() == "/fapi/v1/listenKey" {
+        return listen_key(req, query, body, ctx);
+    }
     let params = match verify_binance(
         &ctx.orders.accounts,
         req.header("x-mbx-apikey"),
@@ -181,6 +193,7 @@ pub(crate) fn handle(req: &Request, body: &str, ctx: &Ctx) -> Answer {
         ("DELETE", "/fapi/v1/allOpenOrders") => cancel_all(&params, ctx, now),
         ("GET", "/fapi/v1/openOrders") => open_orders(&params, ctx),
         ("GET", "/fapi/v2/positionRisk") => position_risk(&params, ctx),
+        ("POST", "/fapi/v1/countdownCancelAll") => countdown_cancel_all(&params, ctx),
         _ => Ok(Answer {
             status: 404,
             body: json!({"code": -1, "msg": "not found"}).to_string(),
@@ -367,4 +380,79 @@ fn position_risk(p: &Params, ctx: &Ctx) -> Result<Answer, Answer> {
         }
     };
     Ok(Answer::ok(serde_json::Value::Array(list).to_string()))
+}
+
+/// A ws-fapi order method (B.6) on already verified parameters: the same functions as REST.
+/// `None` for a method the mock does not serve.
+pub(crate) fn ws_method(method: &str, p: &Params, ctx: &Ctx) -> Option<Answer> {
+    let now = now_ns();
+    let res = match method {
+        "order.place" => new_order(p, ctx, now),
+        "order.cancel" => cancel(p, ctx, now),
+        "order.modify" => amend(p, ctx, now),
+        "order.status" => query_order(p, ctx),
+        _ => return None,
+    };
+    Some(res.unwrap_or_else(|a| a))
+}
+
+/// `POST /fapi/v1/countdownCancelAll`: arms (or with 0 disarms) the symbol's dead-man switch.
+fn countdown_cancel_all(p: &Params, ctx: &Ctx) -> Result<Answer, Answer> {
+    let (name, _) = symbol_of(p)?;
+    let ms = p
+        .require("countdownTime")?
+        .parse::<u64>()
+        .map_err(|_| mandatory("countdownTime"))?;
+    if !ctx.hub.with_symbol(&name, |s| s.is_some()) {
+        return Err(error(-1121));
+    }
+    ctx.deadman
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .countdown(&name, ms);
+    Ok(Answer::ok(
+        json!({"symbol": name, "countdownTime": ms.to_string()}).to_string(),
+    ))
+}
+
+fn unknown_listen_key() -> Answer {
+    Answer {
+        status: 400,
+        body: json!({"code": -1125, "msg": "This listenKey does not exist."}).to_string(),
+    }
+}
+
+/// `POST` / `PUT` / `DELETE /fapi/v1/listenKey` (API-key header only, no signature).
+fn listen_key(req: &Request, query: &str, body: &str, ctx: &Ctx) -> Answer {
+    let api_key = req.header("x-mbx-apikey").unwrap_or("");
+    if !ctx.orders.accounts.iter().any(|s| s.api_key() == api_key) {
+        return Answer {
+            status: 401,
+            body: json!({"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."})
+                .to_string(),
+        };
+    }
+    let mut params = super::auth::split_params(query);
+    params.extend(super::auth::split_params(body));
+    let named = Params(params).get("listenKey");
+    let mut keys = ctx.listen_keys.lock().unwrap_or_else(|e| e.into_inner());
+    let now = std::time::Instant::now();
+    match req.method.as_str() {
+        "POST" => Answer::ok(json!({"listenKey": keys.start(api_key, now)}).to_string()),
+        "PUT" => match keys.keepalive(api_key, named.as_deref(), now) {
+            Some(k) => Answer::ok(json!({"listenKey": k}).to_string()),
+            None => unknown_listen_key(),
+        },
+        "DELETE" => {
+            if keys.close(api_key, named.as_deref(), now) {
+                Answer::ok("{}".into())
+            } else {
+                unknown_listen_key()
+            }
+        }
+        _ => Answer {
+            status: 404,
+            body: json!({"code": -1, "msg": "not found"}).to_string(),
+        },
+    }
 }

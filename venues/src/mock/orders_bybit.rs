@@ -1,9 +1,17 @@
 //! Bybit v5 linear order entry on the mock (PROTOCOLS.md C.5, C.6, C.9): `POST /v5/order/create`,
-//! `cancel`, `amend`, `cancel-all`, `GET /v5/order/realtime` and `GET /v5/position/list` (one-way
-//! mode, `positionIdx` 0). Every request is signed with the
+//! `cancel`, `amend`, `cancel-all`, `disconnected-cancel-all`, `GET /v5/order/realtime` and
+//! `GET /v5/position/list` (one-way mode, `positionIdx` 0). Every request is signed with the
 //! `X-BAPI-*` headers; every answer is HTTP 200 with the v5 envelope, business errors as a non-zero
 //! `retCode`. As on Bybit, a post-only order that would take is *accepted* (`retCode` 0) and then
 //! shows `Cancelled` with `rejectReason` `EC_PostOnlyWillTakeLiquidity`.
+//!
+//! `create`, `amend` and `cancel` are shared with the Trade WebSocket ([`trade_op`], used by
+//! [`super::ws_bybit`]), so REST and WebSocket order entry apply the same rules and codes.
+//!
+//! Disconnection protection (`POST /v5/order/disconnected-cancel-all`, body
+//! `{"product":"DERIVATIVES","timeWindow":N}`, N in seconds 3…300) sets the window the dead-man
+//! thread ([`super::deadman`]) uses once a private connection subscribed to `dcp` is lost. Only the
+//! `DERIVATIVES` product is accepted (Bybit's default, `OPTIONS`, and `SPOT` get 10001).
 
 use qalpha_engine::order::{ClientOrderId, NewOrder, OrderType, TimeInForce};
 use qalpha_engine::{Price, Qty, Side, Symbol, Venue};
@@ -18,6 +26,13 @@ use crate::fill::reject::BYBIT_EC_POST_ONLY_WILL_TAKE_LIQUIDITY;
 use crate::gateway::hash_order_id;
 
 const VENUE: Venue = Venue::BybitLinear;
+
+/// A refused request: Bybit's `retCode` and `retMsg`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Refused {
+    pub code: i32,
+    pub msg: String,
+}
 
 fn message(code: i32) -> &'static str {
     match code {
@@ -43,12 +58,18 @@ fn envelope(code: i32, msg: &str, result: Value) -> Answer {
     )
 }
 
-fn error(code: i32) -> Answer {
-    envelope(code, message(code), json!({}))
+fn error(code: i32) -> Refused {
+    Refused {
+        code,
+        msg: message(code).to_string(),
+    }
 }
 
-fn params_error(what: &str) -> Answer {
-    envelope(10001, &format!("params error: {what}"), json!({}))
+fn params_error(what: &str) -> Refused {
+    Refused {
+        code: 10001,
+        msg: format!("params error: {what}"),
+    }
 }
 
 /// Bybit order ids are UUIDs: the mock derives one from the symbol and the model's order id.
@@ -188,11 +209,18 @@ pub(crate) fn handle(req: &Request, body: &str, ctx: &Ctx) -> Answer {
     } else {
         match serde_json::from_str::<Value>(body) {
             Ok(v) if v.is_object() => v,
-            _ => return params_error("request body is not a JSON object"),
+            _ => return refused(params_error("request body is not a JSON object")),
         }
     };
+    // Disconnection protection is account-wide: no category.
+    if (req.method.as_str(), req.path()) == ("POST", "/v5/order/disconnected-cancel-all") {
+        return match set_dcp_window(&args, ctx) {
+            Ok(()) => envelope(0, "success", json!({})),
+            Err(r) => refused(r),
+        };
+    }
     if args["category"].as_str() != Some("linear") {
-        return params_error("category only support linear on this mock");
+        return refused(params_error("category only support linear on this mock"));
     }
     let res = match (req.method.as_str(), req.path()) {
         ("POST", "/v5/order/create") => create(&args, ctx, now),
@@ -201,19 +229,74 @@ pub(crate) fn handle(req: &Request, body: &str, ctx: &Ctx) -> Answer {
         ("POST", "/v5/order/cancel-all") => cancel_all(&args, ctx, now),
         ("GET", "/v5/order/realtime") => realtime(&args, ctx),
         ("GET", "/v5/position/list") => position_list(&args, ctx),
-        _ => Ok(Answer {
-            status: 404,
-            body: json!({"retCode": 10404, "retMsg": "not found"}).to_string(),
-        }),
+        _ => {
+            return Answer {
+                status: 404,
+                body: json!({"retCode": 10404, "retMsg": "not found"}).to_string(),
+            }
+        }
     };
-    res.unwrap_or_else(|a| a)
+    match res {
+        Ok(result) => envelope(0, "OK", result),
+        Err(r) => refused(r),
+    }
+}
+
+fn refused(r: Refused) -> Answer {
+    envelope(r.code, &r.msg, json!({}))
+}
+
+/// One Trade-WebSocket order request (`order.create`, `order.amend`, `order.cancel`) with its
+/// single `args` item, the same JSON object as the REST body: `{orderId, orderLinkId}` or the
+/// refusal, exactly as the REST endpoint would answer. `None` for any other op.
+pub(crate) fn trade_op(op: &str, args: &Value, ctx: &Ctx) -> Option<Result<Value, Refused>> {
+    let now = now_ns();
+    let run = |f: fn(&Value, &Ctx, u64) -> Result<Value, Refused>| {
+        if !args.is_object() {
+            return Err(params_error("args[0] is not a JSON object"));
+        }
+        if args["category"].as_str() != Some("linear") {
+            return Err(params_error("category only support linear on this mock"));
+        }
+        f(args, ctx, now)
+    };
+    match op {
+        "order.create" => Some(run(create)),
+        "order.amend" => Some(run(amend)),
+        "order.cancel" => Some(run(cancel)),
+        _ => None,
+    }
+}
+
+/// `disconnected-cancel-all`: `product` (default `OPTIONS`, only `DERIVATIVES` here) and
+/// `timeWindow` in whole seconds, 3…300 (a JSON number or a numeric string).
+fn set_dcp_window(args: &Value, ctx: &Ctx) -> Result<(), Refused> {
+    let product = text(args, "product").unwrap_or("OPTIONS");
+    if product != "DERIVATIVES" {
+        return Err(params_error(
+            "product: this mock protects DERIVATIVES only (Bybit's default is OPTIONS)",
+        ));
+    }
+    let w = &args["timeWindow"];
+    let secs = w
+        .as_u64()
+        .or_else(|| w.as_str().and_then(|s| s.parse().ok()))
+        .ok_or_else(|| params_error("timeWindow is required (seconds, 3..300)"))?;
+    if !(3..=300).contains(&secs) {
+        return Err(params_error("timeWindow must be within 3..300 seconds"));
+    }
+    ctx.deadman
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .dcp_window = Some(std::time::Duration::from_secs(secs));
+    Ok(())
 }
 
 fn text<'a>(args: &'a Value, k: &str) -> Option<&'a str> {
     args[k].as_str().filter(|s| !s.is_empty())
 }
 
-fn require<'a>(args: &'a Value, k: &str) -> Result<&'a str, Answer> {
+fn require<'a>(args: &'a Value, k: &str) -> Result<&'a str, Refused> {
     text(args, k).ok_or_else(|| params_error(&format!("{k} is required")))
 }
 
@@ -221,7 +304,7 @@ fn with_orders<R>(
     ctx: &Ctx,
     symbol: &str,
     f: impl FnOnce(&mut SymbolOrders, &super::book::ExchangeBook) -> R,
-) -> Result<R, Answer> {
+) -> Result<R, Refused> {
     let mut g = ctx.hub.lock();
     let s = g
         .symbols
@@ -230,14 +313,14 @@ fn with_orders<R>(
     Ok(f(&mut s.orders, &s.book))
 }
 
-fn symbol_of(args: &Value) -> Result<(String, Symbol), Answer> {
+fn symbol_of(args: &Value) -> Result<(String, Symbol), Refused> {
     let s = require(args, "symbol")?.to_ascii_uppercase();
     let sym = Symbol::parse(&s).ok_or_else(|| params_error("symbol invalid"))?;
     Ok((s, sym))
 }
 
 /// `orderId` / `orderLinkId` of cancel, amend and queries.
-fn order_ref(args: &Value, symbol: &str) -> Result<(Option<String>, Option<u64>), Answer> {
+fn order_ref(args: &Value, symbol: &str) -> Result<(Option<String>, Option<u64>), Refused> {
     let link = text(args, "orderLinkId").map(str::to_string);
     // An id of another symbol, or never issued, matches no order (the model never reaches u64::MAX).
     let id = text(args, "orderId").map(|s| parse_order_id(symbol, s).unwrap_or(u64::MAX));
@@ -251,7 +334,7 @@ fn decimal<T>(
     args: &Value,
     k: &str,
     parse: fn(&str) -> Result<T, qalpha_engine::decimal::DecimalError>,
-) -> Result<Option<T>, Answer> {
+) -> Result<Option<T>, Refused> {
     match text(args, k) {
         None => Ok(None),
         Some(s) => parse(s)
@@ -260,7 +343,7 @@ fn decimal<T>(
     }
 }
 
-fn create(args: &Value, ctx: &Ctx, now: u64) -> Result<Answer, Answer> {
+fn create(args: &Value, ctx: &Ctx, now: u64) -> Result<Value, Refused> {
     let (name, symbol) = symbol_of(args)?;
     let side = match require(args, "side")? {
         "Buy" => Side::Buy,
@@ -310,10 +393,10 @@ fn create(args: &Value, ctx: &Ctx, now: u64) -> Result<Answer, Answer> {
         return Err(error(110007));
     }
     let rec = with_orders(ctx, &name, |o, book| o.submit(order, book, now))?.map_err(error)?;
-    Ok(envelope(0, "OK", ids(&rec)))
+    Ok(ids(&rec))
 }
 
-fn cancel(args: &Value, ctx: &Ctx, now: u64) -> Result<Answer, Answer> {
+fn cancel(args: &Value, ctx: &Ctx, now: u64) -> Result<Value, Refused> {
     let (name, _) = symbol_of(args)?;
     let (link, id) = order_ref(args, &name)?;
     let rec = with_orders(ctx, &name, |o, _| {
@@ -325,10 +408,10 @@ fn cancel(args: &Value, ctx: &Ctx, now: u64) -> Result<Answer, Answer> {
         o.cancel(VENUE, open, now)
     })?
     .map_err(error)?;
-    Ok(envelope(0, "OK", ids(&rec)))
+    Ok(ids(&rec))
 }
 
-fn amend(args: &Value, ctx: &Ctx, now: u64) -> Result<Answer, Answer> {
+fn amend(args: &Value, ctx: &Ctx, now: u64) -> Result<Value, Refused> {
     let (name, _) = symbol_of(args)?;
     let (link, id) = order_ref(args, &name)?;
     let qty = decimal(args, "qty", Qty::parse)?;
@@ -352,10 +435,10 @@ fn amend(args: &Value, ctx: &Ctx, now: u64) -> Result<Answer, Answer> {
         )
     })?
     .map_err(error)?;
-    Ok(envelope(0, "OK", ids(&rec)))
+    Ok(ids(&rec))
 }
 
-fn cancel_all(args: &Value, ctx: &Ctx, now: u64) -> Result<Answer, Answer> {
+fn cancel_all(args: &Value, ctx: &Ctx, now: u64) -> Result<Value, Refused> {
     let canceled = match text(args, "symbol") {
         Some(_) => {
             let (name, _) = symbol_of(args)?;
@@ -370,10 +453,10 @@ fn cancel_all(args: &Value, ctx: &Ctx, now: u64) -> Result<Answer, Answer> {
         }
     };
     let list: Vec<Value> = canceled.iter().map(ids).collect();
-    Ok(envelope(0, "OK", json!({"list": list, "success": "1"})))
+    Ok(json!({"list": list, "success": "1"}))
 }
 
-fn realtime(args: &Value, ctx: &Ctx) -> Result<Answer, Answer> {
+fn realtime(args: &Value, ctx: &Ctx) -> Result<Value, Refused> {
     let (name, _) = symbol_of(args)?;
     let by_id = text(args, "orderId").is_some() || text(args, "orderLinkId").is_some();
     let closed = text(args, "openOnly") == Some("1");
@@ -397,11 +480,7 @@ fn realtime(args: &Value, ctx: &Ctx) -> Result<Answer, Answer> {
                 .collect()
         })?
     };
-    Ok(envelope(
-        0,
-        "OK",
-        json!({"list": list, "nextPageCursor": "", "category": "linear"}),
-    ))
+    Ok(json!({"list": list, "nextPageCursor": "", "category": "linear"}))
 }
 
 /// One `list` item of `GET /v5/position/list`: `side` `Buy` / `Sell` / `""` (flat), unsigned `size`.
@@ -433,7 +512,7 @@ fn position_item(symbol: &str, pos: &Position, book: &super::book::ExchangeBook)
 }
 
 /// `symbol`, or every symbol settled in `settleCoin` (Bybit requires one of the two).
-fn position_list(args: &Value, ctx: &Ctx) -> Result<Answer, Answer> {
+fn position_list(args: &Value, ctx: &Ctx) -> Result<Value, Refused> {
     let list: Vec<Value> = match (text(args, "symbol"), text(args, "settleCoin")) {
         (Some(_), _) => {
             let (name, _) = symbol_of(args)?;
@@ -456,11 +535,7 @@ fn position_list(args: &Value, ctx: &Ctx) -> Result<Answer, Answer> {
         }
         (None, None) => return Err(params_error("symbol or settleCoin is required")),
     };
-    Ok(envelope(
-        0,
-        "OK",
-        json!({"list": list, "nextPageCursor": "", "category": "linear"}),
-    ))
+    Ok(json!({"list": list, "nextPageCursor": "", "category": "linear"}))
 }
 
 #[cfg(test)]

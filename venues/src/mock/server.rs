@@ -24,7 +24,7 @@ use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
 use super::faults::FaultSpec;
-use super::http::{accept_websocket, read_request, respond, Request};
+use super::http::{accept_websocket, next_request, respond, set_last_response, skip_body, Request};
 use super::market::{binance_route_of, binance_stream_key, Hub};
 use super::rng::Rng;
 
@@ -113,6 +113,8 @@ pub struct Ctx {
     pub orders: super::orders::OrderDesk,
     /// Armed dead-man switches (Binance countdownCancelAll, Bybit disconnection protection).
     pub deadman: Mutex<super::deadman::DeadMan>,
+    /// Binance user-data-stream listen keys (REST `/fapi/v1/listenKey`, ws-fapi `userDataStream.*`).
+    pub listen_keys: Mutex<super::private_binance::ListenKeys>,
 }
 
 /// Accepts connections until `ctx.stop`.
@@ -144,8 +146,9 @@ pub fn serve(listener: TcpListener, ctx: Arc<Ctx>) {
     }
 }
 
+/// Serves one connection: REST requests kept alive until the client asks to close, the
+/// connection idles out or the mock stops (see [`super::http`]); or one WebSocket upgrade.
 fn handle(sock: TcpStream, ctx: &Ctx, n: u64) -> std::io::Result<()> {
-    sock.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut io = match &ctx.tls {
         Some(cfg) => {
             let conn = ServerConnection::new(cfg.clone()).map_err(std::io::Error::other)?;
@@ -153,19 +156,29 @@ fn handle(sock: TcpStream, ctx: &Ctx, n: u64) -> std::io::Result<()> {
         }
         None => ServerIo::Plain(sock),
     };
-    let req = read_request(&mut io)?;
-    if req.is_websocket_upgrade() {
-        websocket(io, req, ctx, n)
-    } else {
+    while let Some(req) = next_request(&mut io, &ctx.stop)? {
+        if req.is_websocket_upgrade() {
+            // An upgrade never returns to REST: a refusal written there is the last response.
+            set_last_response(true);
+            return websocket(io, req, ctx, n);
+        }
         ctx.counters.rest_requests.fetch_add(1, Ordering::Relaxed);
-        rest(&mut io, &req, ctx)
+        let close = req.wants_close();
+        set_last_response(close);
+        rest(&mut io, &req, ctx)?;
+        if close {
+            break;
+        }
     }
+    Ok(())
 }
 
 fn rest(io: &mut ServerIo, req: &Request, ctx: &Ctx) -> std::io::Result<()> {
     if super::orders::handles(ctx.venue, req.path()) {
         return super::orders::serve(io, req, ctx);
     }
+    // Market-data paths take no body; one sent anyway must not be read as the next request.
+    skip_body(io, req)?;
     let limit = req.query("limit").and_then(|l| l.parse::<usize>().ok());
     let symbol = req.query("symbol").unwrap_or("").to_ascii_uppercase();
     match (ctx.venue, req.path()) {
