@@ -23,6 +23,7 @@ use qalpha_engine::order::{
 use qalpha_engine::transport::{rest, TransportError};
 use qalpha_engine::{Price, Qty, Side, Symbol, Venue};
 use qalpha_venues::clock_sync::{parse_binance_time, parse_bybit_time, ClockOffset, TimeSample};
+use qalpha_venues::endpoints::{defaults, keys_from_env, Mode};
 use qalpha_venues::errors::{parse_binance, parse_bybit};
 use qalpha_venues::gateway::protocol::Protocol;
 use qalpha_venues::gateway::{binance, bybit, SignedRequest};
@@ -38,7 +39,7 @@ pub struct ConnArgs {
     /// binance or bybit.
     #[arg(long)]
     pub venue: String,
-    /// REST base URL (default: the venue's production URL). For the mock: https://127.0.0.1:PORT.
+    /// REST base URL (default: the venue's URL for `--mode`). For the mock: https://127.0.0.1:PORT.
     #[arg(long)]
     pub rest_url: Option<String>,
     /// PEM CA certificate to trust (the mock's `ca.pem`).
@@ -48,7 +49,10 @@ pub struct ConnArgs {
     /// WS) or REST (`rest`, the default; other commands always use REST).
     #[arg(long, default_value = "rest")]
     pub via: String,
-    /// Order WebSocket URL (default: the venue's production URL). For the mock:
+    /// Which of the venue's environments the default URLs point at: `live` (default) or `testnet`.
+    #[arg(long, default_value = "live")]
+    pub mode: String,
+    /// Order WebSocket URL (default: the venue's URL for `--mode`). For the mock:
     /// wss://127.0.0.1:PORT/ws-fapi/v1 (Binance) or wss://127.0.0.1:PORT/v5/trade (Bybit).
     #[arg(long)]
     pub ws_url: Option<String>,
@@ -132,13 +136,6 @@ pub struct PositionsArgs {
     pub symbol: Option<String>,
 }
 
-fn default_rest_url(venue: Venue) -> &'static str {
-    match venue {
-        Venue::BinanceUsdm => "https://fapi.binance.com",
-        Venue::BybitLinear => "https://api.bybit.com",
-    }
-}
-
 /// One HTTP exchange: method, URL, headers, body (the TLS configuration is captured inside).
 type Transport = Box<
     dyn Fn(&str, &str, &[(String, String)], &[u8]) -> Result<rest::HttpResponse, TransportError>,
@@ -154,24 +151,16 @@ struct Session {
 }
 
 fn env_key(venue: Venue) -> Result<Signer> {
-    let v = venue.name().to_ascii_uppercase();
-    let (key_var, secret_var) = (
-        format!("QALPHA_{v}_API_KEY"),
-        format!("QALPHA_{v}_API_SECRET"),
-    );
-    let get = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                anyhow!(
-                "{name} is not set: export the {} API key and secret as {key_var} / {secret_var} \
-                 (the mock exchange's test account is qa-test-key / qa-test-secret)",
-                venue.name()
-            )
-            })
-    };
-    Ok(Signer::new(get(&key_var)?, get(&secret_var)?))
+    let k = keys_from_env(venue)?;
+    Ok(Signer::new(k.key, k.secret))
+}
+
+fn mode_of(c: &ConnArgs) -> Result<Mode> {
+    match c.mode.parse::<Mode>() {
+        Ok(Mode::Paper) => bail!("--mode paper sends no orders: use live or testnet"),
+        Ok(m) => Ok(m),
+        Err(e) => bail!("invalid --mode {:?}: {e}", c.mode),
+    }
 }
 
 fn venue_of(name: &str) -> Result<Venue> {
@@ -185,11 +174,12 @@ fn symbol_of(s: &str) -> Result<Symbol> {
 impl Session {
     fn open(c: &ConnArgs) -> Result<Self> {
         let venue = venue_of(&c.venue)?;
+        let mode = mode_of(c)?;
         let signer = env_key(venue)?;
         let base = c
             .rest_url
             .clone()
-            .unwrap_or_else(|| default_rest_url(venue).to_string())
+            .unwrap_or_else(|| defaults(venue, mode).rest)
             .trim_end_matches('/')
             .to_string();
         let tls = if base.starts_with("https://") {
@@ -258,10 +248,11 @@ impl Session {
         action: &OrderAction,
         side: Side,
     ) -> Result<String> {
+        let mode = mode_of(c)?;
         let url = c
             .ws_url
             .clone()
-            .unwrap_or_else(|| crate::order_ws::default_ws_url(self.venue).to_string());
+            .unwrap_or_else(|| defaults(self.venue, mode).order_ws);
         let proto = Protocol::new(self.venue, self.signer.clone());
         let ts = self.timestamp_ms();
         crate::order_ws::exchange(

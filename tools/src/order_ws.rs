@@ -18,14 +18,6 @@ use serde_json::Value;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The venue's production order WebSocket (PROTOCOLS.md A.1, C.1).
-pub fn default_ws_url(venue: Venue) -> &'static str {
-    match venue {
-        Venue::BinanceUsdm => "wss://ws-fapi.binance.com/ws-fapi/v1",
-        Venue::BybitLinear => "wss://stream.bybit.com/v5/trade",
-    }
-}
-
 /// Sends the message `build(request_id)` and returns the venue's answer as JSON text.
 pub fn exchange(
     venue: Venue,

@@ -245,3 +245,99 @@ fn resting_orders_fill_from_the_capture_tape() {
     }
     assert!(filled > 0, "no resting order filled over the whole capture");
 }
+
+/// `qalpha order|cancel --via ws` on both venues: the order goes over the venue's order
+/// WebSocket (ws-fapi / Trade WS), the acknowledgement is printed, a venue error exits non-zero.
+#[test]
+fn cli_orders_over_the_order_websocket() {
+    for (venue, name, path) in [
+        (Venue::BinanceUsdm, "binance", "/ws-fapi/v1"),
+        (Venue::BybitLinear, "bybit", "/v5/trade"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let m = mock(venue, synthetic(), "", dir.path());
+        let ws = format!("wss://{}{path}", m.addr);
+        let (bid, ask) = touch(&m, venue);
+        let away = ticks(bid, -100).to_string();
+        let ws_args = ["--via", "ws", "--ws-url", ws.as_str()];
+        let mut args = vec![
+            "order",
+            "--symbol",
+            "BTCUSDT",
+            "--side",
+            "buy",
+            "--type",
+            "limit",
+            "--price",
+            &away,
+            "--qty",
+            "0.001",
+            "--post-only",
+            "--client-id",
+            "ws-cli-1",
+        ];
+        args.extend(ws_args);
+        let out = qalpha(&m, name, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {stderr}");
+        let ack: Value = serde_json::from_slice(&out.stdout).unwrap();
+        match venue {
+            Venue::BinanceUsdm => assert_eq!(ack["status"], "NEW", "{ack}"),
+            Venue::BybitLinear => {
+                assert_eq!(ack["retCode"], 0, "{ack}");
+                assert_eq!(ack["data"]["orderLinkId"], "ws-cli-1");
+            }
+        }
+        // The venue has it, once.
+        let open = qalpha(&m, name, &["open-orders", "--symbol", "BTCUSDT"]);
+        assert_eq!(
+            String::from_utf8_lossy(&open.stdout)
+                .matches("ws-cli-1")
+                .count(),
+            1
+        );
+        let mut args = vec!["cancel", "--symbol", "BTCUSDT", "--client-id", "ws-cli-1"];
+        args.extend(ws_args);
+        let out = qalpha(&m, name, &args);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Cancelling it again: the venue's unknown-order error, non-zero exit.
+        let out = qalpha(&m, name, &args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let code = if venue == Venue::BinanceUsdm {
+            "-2011"
+        } else {
+            "110001"
+        };
+        assert!(err.contains(code), "{name}: {err}");
+        // A post-only order at the ask: Binance refuses it in the answer (-5022); Bybit accepts it
+        // and cancels it on the stream (C.4), so only Binance exits non-zero here.
+        let at_ask = ask.to_string();
+        let mut args = vec![
+            "order",
+            "--symbol",
+            "BTCUSDT",
+            "--side",
+            "buy",
+            "--type",
+            "limit",
+            "--price",
+            &at_ask,
+            "--qty",
+            "0.001",
+            "--post-only",
+        ];
+        args.extend(ws_args);
+        let out = qalpha(&m, name, &args);
+        if venue == Venue::BinanceUsdm {
+            assert!(!out.status.success());
+            assert!(String::from_utf8_lossy(&out.stderr).contains("-5022"));
+        } else {
+            assert!(out.status.success());
+        }
+    }
+}

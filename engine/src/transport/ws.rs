@@ -168,6 +168,12 @@ impl WsClient {
                     sock.set_nodelay(true).ok();
                     let io = self.wrap(sock)?;
                     self.start_handshake(io)?;
+                    // The handshake can complete within this call (the 101 was already readable):
+                    // report the opening here, or the caller would never see `Opened`.
+                    if matches!(self.state, State::Open(_)) {
+                        self.read_all(on_frame)?;
+                        return Ok(Progress::Opened);
+                    }
                 }
                 State::Handshaking(mid) => {
                     let Some(m) = mid.take() else {
