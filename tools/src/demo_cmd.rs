@@ -41,7 +41,9 @@ use qalpha_venues::sign::Signer;
 use serde_json::json;
 
 use crate::live_cmd::{effective_config, RecordOverrides};
-use qalpha_venues::gateway::session::{Gateway, GatewayConfig, Via};
+use qalpha_venues::fill::FeeSchedule;
+use qalpha_venues::gateway::session::{Gateway, GatewayConfig, GatewayStats, Via};
+use qalpha_venues::paper::{PaperStats, PaperVenue};
 use strategy::{decimal, QuoterParams, TouchQuoter};
 
 /// The capture bundled with the repository (relative to its root).
@@ -75,6 +77,21 @@ pub struct DemoArgs {
     /// How idle engine threads wait: spin, yield or park.
     #[arg(long, default_value = "park")]
     pub wait: String,
+    /// Where orders go: `mock` (default: the mock exchange's WebSocket API, fills from its matching
+    /// of the served market, private stream) or `paper` (the local paper venue: the same fill model
+    /// on the engine's own market events; nothing is sent).
+    #[arg(long, default_value = "mock")]
+    pub mode: String,
+}
+
+/// Where the demo's orders go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DemoMode {
+    /// Orders to the mock exchange over its WebSocket API (the engine's venue gateway).
+    Mock,
+    /// Orders filled locally by the paper venue (`qalpha_venues::paper`).
+    Paper,
 }
 
 /// Demo settings (what the library entry point takes).
@@ -87,6 +104,7 @@ pub struct DemoOptions {
     /// Progress line interval on stderr (`None`: quiet).
     pub progress_every: Option<Duration>,
     pub json: Option<PathBuf>,
+    pub mode: DemoMode,
 }
 
 impl Default for DemoOptions {
@@ -98,6 +116,7 @@ impl Default for DemoOptions {
             wait: WaitMode::Park,
             progress_every: Some(Duration::from_secs(3)),
             json: None,
+            mode: DemoMode::Mock,
         }
     }
 }
@@ -161,6 +180,8 @@ pub struct DemoReport {
     pub pnl_before_fees: String,
     pub fees: String,
     pub fee_model: String,
+    /// `mock` or `paper`.
+    pub mode: Option<DemoMode>,
     pub tick_to_order: Latency,
     /// Tick → the venue's answer to the new order (REST round trip included).
     pub tick_to_answer: Latency,
@@ -260,21 +281,26 @@ fn run_with_mock(
         .iter()
         .filter(|c| c.transport == Transport::WebSocket)
         .count() as u64;
-    let signer = Signer::new(
-        qalpha_venues::mock::TEST_API_KEY,
-        qalpha_venues::mock::TEST_API_SECRET,
-    );
-    let mut gc = GatewayConfig::new(
-        Venue::BinanceUsdm,
-        &format!("https://{}", mock.addr),
-        signer,
-    );
-    gc.ca_file = mock.ca_file.clone();
-    gc.via = Via::Ws;
-    gc.order_ws_url = Some(format!("wss://{}/ws-fapi/v1", mock.addr));
-    gc.private_ws_url = Some(format!("wss://{}/private", mock.addr));
-    gc.symbols = vec![symbol];
-    let gw = Gateway::connect(gc)?;
+    let gw = match o.mode {
+        DemoMode::Mock => {
+            let signer = Signer::new(
+                qalpha_venues::mock::TEST_API_KEY,
+                qalpha_venues::mock::TEST_API_SECRET,
+            );
+            let base = format!("https://{}", mock.addr);
+            let mut gc = GatewayConfig::new(Venue::BinanceUsdm, &base, signer);
+            gc.ca_file = mock.ca_file.clone();
+            gc.via = Via::Ws;
+            gc.order_ws_url = Some(format!("wss://{}/ws-fapi/v1", mock.addr));
+            gc.private_ws_url = Some(format!("wss://{}/private", mock.addr));
+            gc.symbols = vec![symbol];
+            Venues::Gateway(Box::new(Gateway::connect(gc)?))
+        }
+        DemoMode::Paper => Venues::Paper(Box::new(PaperVenue::new(
+            Venue::BinanceUsdm,
+            FeeSchedule::BINANCE_USDM_REGULAR,
+        ))),
+    };
 
     let specs: Vec<ThreadSpec> = ["qa-feed", "qa-strategy", "qa-gateway"]
         .iter()
@@ -288,6 +314,10 @@ fn run_with_mock(
     let (md_tx, mut md_rx) = ring::<MarketEvent>(1 << 16, FullPolicy::DropNewest, pl[0].wait);
     let (mut cmd_tx, mut cmd_rx) = ring::<OrderCommand>(1024, FullPolicy::Backpressure, pl[1].wait);
     let (mut rep_tx, mut rep_rx) = ring::<ExecReport>(4096, FullPolicy::Backpressure, pl[2].wait);
+    // Paper mode: the strategy hands each market event on to the paper venue after acting on it.
+    let paper = o.mode == DemoMode::Paper;
+    let (mut md_copy_tx, mut md_copy_rx) =
+        ring::<MarketEvent>(1 << 16, FullPolicy::Backpressure, pl[1].wait);
     let mut runner = FeedRunner::new(
         &plans,
         LiveOptions {
@@ -344,6 +374,9 @@ fn run_with_mock(
                 Ok(ev) => {
                     checker.on_event(&ev);
                     q.on_market(&ev, &mut cmd_tx);
+                    if paper {
+                        md_copy_tx.push(ev);
+                    }
                     busy = true;
                 }
                 Err(_) if md_rx.is_abandoned() => break,
@@ -373,8 +406,19 @@ fn run_with_mock(
     let (gw_res_tx, gw_res_rx) = std::sync::mpsc::channel();
     let gw_stop = stop.clone();
     rt.spawn(&specs[2].name, pl[2], move |p| {
-        let stats = gw.run(&mut cmd_rx, &mut rep_tx, p.wait, &gw_stop);
-        let _ = gw_res_tx.send(stats);
+        let summary = match gw {
+            Venues::Gateway(g) => {
+                GatewaySummary::from_gateway(g.run(&mut cmd_rx, &mut rep_tx, p.wait, &gw_stop))
+            }
+            Venues::Paper(v) => GatewaySummary::from_paper(v.run(
+                &mut cmd_rx,
+                &mut md_copy_rx,
+                &mut rep_tx,
+                p.wait,
+                &gw_stop,
+            )),
+        };
+        let _ = gw_res_tx.send(summary);
     })?;
 
     let mut next_progress = o.progress_every.map(|d| Instant::now() + d);
@@ -430,13 +474,14 @@ fn run_with_mock(
         cancels: g.cancels,
         canceled: c.canceled,
         expired: c.expired,
-        duplicate_orders: g.tracker.duplicate_orders,
+        duplicate_orders: g.duplicate_orders,
         orders_on_stale_book: c.orders_on_stale_book,
         position: decimal(ledger.position as i128, 8),
         pnl: decimal(ledger.net(), 16),
         pnl_before_fees: decimal(ledger.gross(), 16),
         fees: decimal(ledger.fees as i128, 8),
         fee_model: "mock schedule, Binance USD-M regular: maker 0.02 %, taker 0.05 %".into(),
+        mode: Some(o.mode),
         tick_to_order: Latency::of(&g.tick_to_wire),
         tick_to_answer: Latency::of(&g.tick_to_answer),
         ws_requests: g.ws_requests,
@@ -450,6 +495,62 @@ fn run_with_mock(
         tape_finished: tape_end.is_some(),
         elapsed_s: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The demo's venue side: the engine's gateway to the mock, or the paper venue.
+enum Venues {
+    Gateway(Box<Gateway>),
+    Paper(Box<PaperVenue>),
+}
+
+/// What the venue side hands back, whichever it was.
+struct GatewaySummary {
+    cancels: u64,
+    duplicate_orders: u64,
+    tick_to_wire: Histogram<u64>,
+    tick_to_answer: Histogram<u64>,
+    ws_requests: u64,
+    rest_requests: u64,
+    reconciliations: u64,
+    private_reconnects: u64,
+    transport_errors: u64,
+    clock_offset_ns: i64,
+    last_error: Option<String>,
+}
+
+impl GatewaySummary {
+    fn from_gateway(g: GatewayStats) -> Self {
+        Self {
+            cancels: g.cancels,
+            duplicate_orders: g.tracker.duplicate_orders,
+            tick_to_wire: g.tick_to_wire,
+            tick_to_answer: g.tick_to_answer,
+            ws_requests: g.ws_requests,
+            rest_requests: g.rest_requests,
+            reconciliations: g.reconciliations,
+            private_reconnects: g.private_reconnects,
+            transport_errors: g.transport_errors,
+            clock_offset_ns: g.clock_offset_ns,
+            last_error: g.last_error,
+        }
+    }
+
+    /// Paper: tick-to-order ends where the order reaches the paper venue; its answer is immediate.
+    fn from_paper(p: PaperStats) -> Self {
+        Self {
+            cancels: p.cancels,
+            duplicate_orders: p.duplicate_orders,
+            tick_to_answer: p.tick_to_order.clone(),
+            tick_to_wire: p.tick_to_order,
+            ws_requests: 0,
+            rest_requests: 0,
+            reconciliations: 0,
+            private_reconnects: 0,
+            transport_errors: 0,
+            clock_offset_ns: 0,
+            last_error: None,
+        }
+    }
 }
 
 fn publish(v: &LiveView, q: &TouchQuoter, events: u64) {
@@ -499,7 +600,13 @@ pub fn summary_text(r: &DemoReport) -> String {
 pub fn run(a: DemoArgs) -> Result<()> {
     let wait = WaitMode::parse(&a.wait)
         .with_context(|| format!("--wait {:?}: use spin, yield or park", a.wait))?;
+    let mode = match a.mode.as_str() {
+        "mock" => DemoMode::Mock,
+        "paper" => DemoMode::Paper,
+        m => bail!("--mode {m:?}: use mock or paper"),
+    };
     let o = DemoOptions {
+        mode,
         duration: a.duration,
         speed: a.speed,
         capture: a.capture.unwrap_or_else(default_capture),

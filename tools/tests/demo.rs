@@ -1,12 +1,13 @@
 //! `qalpha demo` in-process: the mock exchange on the bundled capture, the feed, the quoting
-//! strategy and the REST gateway, for a few seconds (127.0.0.1 only).
+//! strategy and the engine's gateway (WebSocket orders, user-data stream) — or, in paper mode, the
+//! local paper venue — for a few seconds (127.0.0.1 only).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use qalpha_engine::runtime::WaitMode;
-use qalpha_tools::demo_cmd::{run_demo, DemoOptions};
+use qalpha_tools::demo_cmd::{run_demo, DemoMode, DemoOptions};
 
 const SAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -38,6 +39,7 @@ fn demo_trades_against_the_mock_and_writes_its_summary() {
         wait: WaitMode::Park,
         progress_every: None,
         json: Some(json_path.clone()),
+        mode: DemoMode::Mock,
     };
     let r = run_demo(&o, Arc::new(AtomicBool::new(false))).unwrap();
     assert!(r.frames > 1000, "{r:?}");
@@ -65,4 +67,28 @@ fn demo_trades_against_the_mock_and_writes_its_summary() {
             .all(|c| c.is_ascii_digit() || c == '.'),
         "{pnl}"
     );
+}
+
+/// Paper mode: the same strategy, fills from the local paper venue (the shared fill model on the
+/// engine's own events); nothing is sent to the mock, which only serves market data.
+#[test]
+fn demo_in_paper_mode_fills_locally() {
+    let o = DemoOptions {
+        duration: Duration::from_secs(6),
+        speed: 20.0,
+        capture: SAMPLE.into(),
+        wait: WaitMode::Park,
+        progress_every: None,
+        json: None,
+        mode: DemoMode::Paper,
+    };
+    let r = run_demo(&o, Arc::new(AtomicBool::new(false))).unwrap();
+    assert_eq!(r.mode, Some(DemoMode::Paper));
+    assert!(r.orders > 0 && r.acks > 0, "{r:?}");
+    assert!(r.fills > 0, "resting quotes fill on the capture's prints: {r:?}");
+    assert_eq!(r.orders_on_stale_book, 0, "{r:?}");
+    assert_eq!(r.duplicate_orders, 0, "{r:?}");
+    assert_eq!(r.acks + r.rejects, r.orders, "{r:?}");
+    // Nothing went to a venue.
+    assert_eq!((r.ws_requests, r.rest_requests), (0, 0), "{r:?}");
 }

@@ -13,4 +13,5 @@ pub mod gateway;
 pub mod instrument;
 pub mod limits;
 pub mod mock;
+pub mod paper;
 pub mod sign;

@@ -165,7 +165,8 @@ pub struct GatewayStats {
     pub last_error: Option<String>,
 }
 
-fn histogram() -> Histogram<u64> {
+/// A latency histogram, 1 ns … 60 s at 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap_or_else(|_| Histogram::new(3).unwrap())
 }
 
@@ -265,8 +266,8 @@ impl Gateway {
                 halted_refusals: 0,
                 halted: false,
                 tracker: TrackerStats::default(),
-                tick_to_wire: histogram(),
-                tick_to_answer: histogram(),
+                tick_to_wire: latency_histogram(),
+                tick_to_answer: latency_histogram(),
                 clock_offset_ns: 0,
                 last_error: None,
             },
@@ -313,10 +314,6 @@ impl Gateway {
     ) -> GatewayStats {
         let mut out = Vec::with_capacity(16);
         let mut spins = 0u32;
-        let idle = match wait {
-            WaitMode::Park => Some(Duration::from_millis(1)),
-            _ => Some(Duration::ZERO),
-        };
         loop {
             let mut busy = false;
             while let Ok(cmd) = cmds.pop() {
@@ -329,11 +326,11 @@ impl Gateway {
             if stop.load(Ordering::Relaxed) && self.pending.is_empty() {
                 break;
             }
-            self.poll_io(if busy { Some(Duration::ZERO) } else { idle }, &mut out);
+            // Never block in the poll: commands arrive on the ring, which the poll cannot see.
+            // Idle waiting is the thread's wait mode (park: spin briefly, then 50 µs naps).
+            self.poll_io(Some(Duration::ZERO), &mut out);
             if out.is_empty() && !busy {
-                if wait != WaitMode::Park {
-                    wait.idle(&mut spins);
-                }
+                wait.idle(&mut spins);
             } else {
                 spins = 0;
             }
