@@ -512,6 +512,8 @@ impl Gateway {
         match e.retry_policy() {
             RetryPolicy::AfterClockSync if !retried => {
                 self.stats.retries += 1;
+                // The old samples describe the clock before it moved: start over.
+                self.clock = ClockOffset::default();
                 let _ = self.sync_clock();
                 self.send(cmd, true, out);
             }
@@ -890,8 +892,14 @@ impl Gateway {
 
     /// Queries one order and adopts the answer; an order the venue does not know is settled.
     fn query_order(&mut self, symbol: Symbol, id: ClientOrderId, out: &mut Vec<ExecReport>) {
-        // Requests still in flight on the WebSocket will be answered there.
-        if self.pending.values().any(|p| client_of(&p.cmd) == Some(id)) {
+        // Requests still in flight on the WebSocket will be answered there; a request waiting out
+        // a back-off has not reached the venue yet (its absence there means nothing).
+        if self.pending.values().any(|p| client_of(&p.cmd) == Some(id))
+            || self
+                .retry_queue
+                .iter()
+                .any(|(_, c)| client_of(c) == Some(id))
+        {
             return;
         }
         let ts = self.clock.server_ms(now_ns());

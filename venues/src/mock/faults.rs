@@ -14,6 +14,8 @@
 //! | `reject=0.1` | refuse a new order with insufficient margin (Binance -2019, Bybit 110007) |
 //! | `ack-delay=200ms` | answer each order-entry request (REST or WebSocket) this much later (the order is already processed) |
 //! | `drop-private=0.05` | instead of delivering a private-stream message, close that private connection (the message is lost to it: the client must reconcile) |
+//! | `rate-limit=0.1` | refuse a new order (REST or WebSocket) with the venue's rate-limit error, not placing it: Binance HTTP 429 / ws-fapi status 429 `-1015`, Bybit `retCode` 10006 (PROTOCOLS.md B.7, C.8) |
+//! | `clock-jump=10s@1s` | from 1 s after the mock started, its clock is 10 s ahead (whole mock): signed-request timestamp checks (-1021 / 10002), Bybit WS auth `expires` and the time endpoints use it, so a client synced before the jump is refused until it re-syncs; market-data timestamps stay on the real clock |
 
 use std::time::Duration;
 
@@ -37,11 +39,17 @@ pub struct FaultSpec {
     pub ack_delay: Option<Duration>,
     /// Probability that a private-stream message is not delivered and its connection is closed.
     pub drop_private: f64,
+    /// Probability that a new order is refused with the venue's rate-limit error.
+    pub rate_limit: f64,
+    /// (how far ahead, start offset from mock start) of the mock's clock.
+    pub clock_jump: Option<(Duration, Duration)>,
 }
 
 /// The fault kinds, for `--help`.
-pub const FAULT_HELP: &str = "comma list of: disconnect-every=DUR, drop-diff=P, duplicate=P, reorder=P, \
-malformed=P, fragment=P, stall=DUR@DUR, ping-timeout, reject=P, ack-delay=DUR, drop-private=P (DUR like 500ms, 4s, 1m; P a probability 0..1)";
+pub const FAULT_HELP: &str =
+    "comma list of: disconnect-every=DUR, drop-diff=P, duplicate=P, reorder=P, \
+malformed=P, fragment=P, stall=DUR@DUR, ping-timeout, reject=P, ack-delay=DUR, drop-private=P, \
+rate-limit=P, clock-jump=DUR@DUR (DUR like 500ms, 4s, 1m; P a probability 0..1)";
 
 /// `500ms`, `4s`, `1.5s`, `2m`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
@@ -99,10 +107,27 @@ impl FaultSpec {
                     f.ack_delay = Some(parse_duration(v).ok_or_else(|| bad("expected a duration"))?)
                 }
                 "drop-private" => f.drop_private = prob()?,
+                "rate-limit" => f.rate_limit = prob()?,
+                "clock-jump" => {
+                    let (d, at) = v.split_once('@').ok_or_else(|| bad("expected DUR@DUR"))?;
+                    f.clock_jump = Some((
+                        parse_duration(d).ok_or_else(|| bad("bad clock-jump size"))?,
+                        parse_duration(at).ok_or_else(|| bad("bad clock-jump start"))?,
+                    ));
+                }
                 _ => return Err(bad("unknown fault")),
             }
         }
         Ok(f)
+    }
+
+    /// How far the mock's clock is ahead of the real one `since_start` after the mock started
+    /// (`clock-jump`; zero before the jump or without it).
+    pub fn clock_ahead(&self, since_start: Duration) -> Duration {
+        match self.clock_jump {
+            Some((ahead, at)) if since_start >= at => ahead,
+            _ => Duration::ZERO,
+        }
     }
 }
 
@@ -135,5 +160,30 @@ mod tests {
             (o.reject, o.ack_delay),
             (1.0, Some(Duration::from_millis(150)))
         );
+    }
+
+    #[test]
+    fn parses_rate_limit_and_clock_jump() {
+        let f = FaultSpec::parse("rate-limit=0.5, clock-jump=10s@1s").unwrap();
+        assert_eq!(f.rate_limit, 0.5);
+        let (s, ms) = (Duration::from_secs, Duration::from_millis);
+        assert_eq!(f.clock_jump, Some((s(10), s(1))));
+        assert_eq!(f.clock_ahead(ms(999)), Duration::ZERO);
+        assert_eq!(f.clock_ahead(s(1)), s(10));
+        assert_eq!(f.clock_ahead(s(60)), s(10));
+        assert_eq!(FaultSpec::default().clock_ahead(s(60)), Duration::ZERO);
+        let half = FaultSpec::parse("clock-jump=1500ms@0s").unwrap();
+        assert_eq!(half.clock_ahead(Duration::ZERO), ms(1500));
+        for bad in [
+            "rate-limit=1.5",
+            "rate-limit=x",
+            "clock-jump=10s",
+            "clock-jump=10@1s",
+            "clock-jump=10s@soon",
+            "clock-jump=-1s@1s",
+        ] {
+            assert!(FaultSpec::parse(bad).is_err(), "{bad}");
+        }
+        assert!(FAULT_HELP.contains("rate-limit=P") && FAULT_HELP.contains("clock-jump=DUR@DUR"));
     }
 }

@@ -12,6 +12,10 @@
 //!
 //! Listen keys: `PUT` and `DELETE` act on the account's current key (futures take no parameter);
 //! an optional `listenKey` parameter must name that key, else -1125.
+//!
+//! Faults: `reject=P` refuses a new order with -2019; `rate-limit=P` refuses it (before any
+//! parameter check, as a venue's limiter would) with HTTP 429 `-1015`, the order not placed. The
+//! `timestamp` window is checked against the mock's clock ([`Ctx::clock_ns`], moved by `clock-jump`).
 
 use qalpha_engine::order::{ClientOrderId, NewOrder, OrderType, TimeInForce};
 use qalpha_engine::{Price, Qty, Side, Symbol, Venue};
@@ -32,6 +36,7 @@ fn message(code: i32) -> &'static str {
         -1115 => "Invalid timeInForce.",
         -1116 => "Invalid orderType.",
         -1117 => "Invalid side.",
+        -1015 => "Too many new orders; current limit is 300 orders per TEN_SECONDS.",
         -1121 => "Invalid symbol.",
         -2011 => "Unknown order sent.",
         -2013 => "Order does not exist.",
@@ -175,7 +180,7 @@ pub(crate) fn handle(req: &Request, body: &str, ctx: &Ctx) -> Answer {
         req.header("x-mbx-apikey"),
         query,
         body,
-        now / 1_000_000,
+        ctx.clock_ns() / 1_000_000,
     ) {
         Ok(p) => Params(p),
         Err(r) => {
@@ -220,6 +225,13 @@ fn symbol_of(p: &Params) -> Result<(String, Symbol), Answer> {
 }
 
 fn new_order(p: &Params, ctx: &Ctx, now: u64) -> Result<Answer, Answer> {
+    if ctx.orders.reject_fault(ctx.faults.rate_limit) {
+        // TOO_MANY_ORDERS comes with HTTP 429, like every Binance rate-limit refusal (A.5).
+        return Err(Answer {
+            status: 429,
+            ..error(-1015)
+        });
+    }
     let (name, symbol) = symbol_of(p)?;
     let side = match p.require("side")?.as_str() {
         "BUY" => Side::Buy,

@@ -12,6 +12,10 @@
 //! `{"product":"DERIVATIVES","timeWindow":N}`, N in seconds 3…300) sets the window the dead-man
 //! thread ([`super::deadman`]) uses once a private connection subscribed to `dcp` is lost. Only the
 //! `DERIVATIVES` product is accepted (Bybit's default, `OPTIONS`, and `SPOT` get 10001).
+//!
+//! Faults: `reject=P` refuses a new order with 110007; `rate-limit=P` refuses it (before any
+//! parameter check) with 10006 "Too many visits!" (C.8), the order not placed. `X-BAPI-TIMESTAMP`
+//! is checked against the mock's clock ([`Ctx::clock_ns`], moved by `clock-jump`).
 
 use qalpha_engine::order::{ClientOrderId, NewOrder, OrderType, TimeInForce};
 use qalpha_engine::{Price, Qty, Side, Symbol, Venue};
@@ -37,6 +41,7 @@ pub(crate) struct Refused {
 fn message(code: i32) -> &'static str {
     match code {
         10001 => "params error",
+        10006 => "Too many visits!",
         110001 => "order not exists or too late to cancel",
         110007 => "ab not enough for new order",
         110017 => "Reduce-only rule not satisfied",
@@ -193,7 +198,7 @@ pub(crate) fn handle(req: &Request, body: &str, ctx: &Ctx) -> Answer {
         &ctx.orders.accounts,
         |k| req.header(&k.to_ascii_lowercase()).map(str::to_string),
         payload,
-        now / 1_000_000,
+        ctx.clock_ns() / 1_000_000,
     ) {
         return Answer {
             status: r.http_status,
@@ -344,6 +349,9 @@ fn decimal<T>(
 }
 
 fn create(args: &Value, ctx: &Ctx, now: u64) -> Result<Value, Refused> {
+    if ctx.orders.reject_fault(ctx.faults.rate_limit) {
+        return Err(error(10006));
+    }
     let (name, symbol) = symbol_of(args)?;
     let side = match require(args, "side")? {
         "Buy" => Side::Buy,

@@ -117,6 +117,14 @@ pub struct Ctx {
     pub listen_keys: Mutex<super::private_binance::ListenKeys>,
 }
 
+impl Ctx {
+    /// The mock's clock (ns since the epoch) for time checks: the real one plus any `clock-jump`.
+    pub fn clock_ns(&self) -> u64 {
+        qalpha_engine::clock::now_ns()
+            + self.faults.clock_ahead(self.started.elapsed()).as_nanos() as u64
+    }
+}
+
 /// Accepts connections until `ctx.stop`.
 pub fn serve(listener: TcpListener, ctx: Arc<Ctx>) {
     listener.set_nonblocking(true).ok();
@@ -232,19 +240,13 @@ fn rest(io: &mut ServerIo, req: &Request, ctx: &Ctx) -> std::io::Result<()> {
             }
         }
         (Venue::BinanceUsdm, "/fapi/v1/time") => {
-            let body = format!(
-                "{{\"serverTime\":{}}}",
-                qalpha_engine::clock::now_ns() / 1_000_000
-            );
+            let body = format!("{{\"serverTime\":{}}}", ctx.clock_ns() / 1_000_000);
             respond(io, 200, "OK", &[], body.as_bytes())
         }
         (Venue::BybitLinear, "/v5/market/time") => {
-            let ns = qalpha_engine::clock::now_ns();
-            let body = format!(
-                "{{\"retCode\":0,\"retMsg\":\"OK\",\"result\":{{\"timeSecond\":\"{}\",\"timeNano\":\"{ns}\"}},\"retExtInfo\":{{}},\"time\":{}}}",
-                ns / 1_000_000_000,
-                ns / 1_000_000
-            );
+            let ns = ctx.clock_ns();
+            let (secs, ms) = (ns / 1_000_000_000, ns / 1_000_000);
+            let body = format!("{{\"retCode\":0,\"retMsg\":\"OK\",\"result\":{{\"timeSecond\":\"{secs}\",\"timeNano\":\"{ns}\"}},\"retExtInfo\":{{}},\"time\":{ms}}}");
             respond(io, 200, "OK", &[], body.as_bytes())
         }
         (Venue::BybitLinear, "/v5/market/orderbook") => {

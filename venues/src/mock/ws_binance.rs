@@ -7,9 +7,11 @@
 //! - `order.place` / `order.cancel` / `order.modify` / `order.status`: `params` are REST's plus
 //!   `apiKey` and `signature` = HMAC over every other param sorted by name, joined `k=v&…`
 //!   (`Signer::binance_ws`). The check is REST's own ([`verify_binance`] on that canonical string),
-//!   so bad key (-2015, status 401), bad signature (-1022) and timestamp/recvWindow (-1021) answer
-//!   exactly as REST does; the orders then go through the REST handlers
-//!   ([`super::orders_binance::ws_method`]), so both transports behave identically.
+//!   so bad key (-2015, status 401), bad signature (-1022) and timestamp/recvWindow (-1021, against
+//!   the mock's clock, which `clock-jump` moves) answer exactly as REST does; the orders then go
+//!   through the REST handlers ([`super::orders_binance::ws_method`]), so both transports behave
+//!   identically — the `reject` and `rate-limit` faults included (`rate-limit`: status 429 with
+//!   the `-1015` error object).
 //! - `userDataStream.start` / `.ping` / `.stop` (`apiKey` only, no signature): the listen keys of
 //!   `POST` / `PUT` / `DELETE /fapi/v1/listenKey`.
 //! - Any other method, a request that is not a JSON object, or a param that is neither a string, a
@@ -347,7 +349,7 @@ fn verify(params: &Map<String, Value>, ctx: &Ctx) -> Result<Params, (u16, Value)
         api_key,
         &query,
         "",
-        now_ns() / 1_000_000,
+        ctx.clock_ns() / 1_000_000,
     ) {
         Ok(_) => Ok(Params(pairs)),
         Err(r) => Err(outcome(r.http_status, &r.body)

@@ -14,9 +14,12 @@
 //! (the batch ops are not implemented and answer 10404 too); not authenticated → 10003 ("please
 //! auth first": Bybit's exact text is undocumented); `reqId` over 36 characters → 10001; `reqId`
 //! already used on this connection → 20006; `args` not exactly one item → 10001; missing
-//! `X-BAPI-TIMESTAMP` → 10001, outside `now − recvWindow ≤ ts < now + 1000` → 10002. The
-//! rate-limit header reports a per-connection, per-op 10/s window but never refuses (the mock has
-//! no 10006). `ack-delay` delays each order answer; `{"op":"ping"}` → `op:"pong"`.
+//! `X-BAPI-TIMESTAMP` → 10001, outside `now − recvWindow ≤ ts < now + 1000` → 10002 (`now`, like
+//! auth's `expires` check and the header's `Timenow`, is the mock's clock, which `clock-jump`
+//! moves). The rate-limit header reports a per-connection, per-op 10/s window but never refuses by
+//! itself; the `rate-limit=P` fault refuses `order.create` with 10006 "Too many visits!" (through
+//! the REST code, like `reject`). `ack-delay` delays each order answer; `{"op":"ping"}` →
+//! `op:"pong"`.
 //!
 //! **Private stream**: `subscribe` / `unsubscribe` after auth (before it: `success:false`); topics
 //! `order`, `execution`, `execution.fast`, `position` (or their per-category forms `order.linear`
@@ -209,7 +212,7 @@ fn check_auth(ctx: &Ctx, v: &Value) -> Result<(), (i32, &'static str)> {
             "Error sign, please check your signature generation algorithm.",
         ));
     }
-    if expires <= now_ms() {
+    if expires <= ctx.clock_ns() / 1_000_000 {
         return Err((10001, "Params Error: expires is in the past"));
     }
     Ok(())
@@ -241,8 +244,8 @@ impl TradeSession {
     }
 
     /// The C.7 response header, counting this request in its op's 1 s window.
-    fn header(&mut self, op: &str) -> Value {
-        let now = now_ms();
+    fn header(&mut self, op: &str, ctx: &Ctx) -> Value {
+        let now = ctx.clock_ns() / 1_000_000;
         let w = self.limits.entry(op.to_string()).or_insert((now, 0));
         if now >= w.0 + 1000 {
             *w = (now, 0);
@@ -287,7 +290,7 @@ impl TradeSession {
             return fail(10001, "Params Error: header X-BAPI-TIMESTAMP is required");
         };
         let window = field("X-BAPI-RECV-WINDOW").unwrap_or(5000);
-        let now = now_ms();
+        let now = ctx.clock_ns() / 1_000_000;
         // server_time − recv_window ≤ timestamp < server_time + 1000 (C.5)
         if ts >= now + 1000 || now.saturating_sub(window) > ts {
             return fail(10002, "The request time exceeds the time window range.");
@@ -347,7 +350,7 @@ impl Session for TradeSession {
                     "op": op,
                     "data": data,
                     "retExtInfo": {},
-                    "header": self.header(&op),
+                    "header": self.header(&op, ctx),
                 });
                 self.reply(ws, r, &rid)?;
                 ctx.counters.ws_orders.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,410 @@
+//! The gateway's retry policies (`qalpha_venues::gateway::session`) against the mock exchange's
+//! `rate-limit` and `clock-jump` faults on 127.0.0.1, both venues, over the WebSocket API and over
+//! REST: a rate-limited order is resent once after the venue's back-off and, refused again, rejected
+//! with the venue's code; an order refused for its timestamp after the venue's clock jumped is
+//! acknowledged after one clock re-sync. No order is ever placed twice.
+//! Without a private stream (the gateway polls open orders meanwhile) an order waiting out its
+//! back-off is not mistaken for one the venue lost.
+
+mod order_common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use order_common::*;
+use qalpha_engine::event::Venue;
+use qalpha_engine::order::{
+    ExecKind, ExecReport, NewOrder, OrderAction, OrderCommand, TimeInForce,
+};
+use qalpha_engine::{Side, Symbol};
+use qalpha_venues::gateway::session::{Gateway, GatewayConfig, GatewayStats, Via};
+use qalpha_venues::gateway::{Method, SignedRequest};
+use qalpha_venues::mock::{MockExchange, TEST_API_KEY};
+use serde_json::Value;
+
+/// `private`: with the private stream (without it the gateway polls open orders while any is open).
+fn config(m: &MockExchange, venue: Venue, via: Via, private: bool) -> GatewayConfig {
+    let base = format!("https://{}", m.addr);
+    let mut c = GatewayConfig::new(venue, &base, signer());
+    c.ca_file = m.ca_file.clone();
+    c.via = via;
+    c.symbols = vec![Symbol::parse("BTCUSDT").unwrap()];
+    let ws = format!("wss://{}", m.addr);
+    c.order_ws_url = Some(match venue {
+        Venue::BinanceUsdm => format!("{ws}/ws-fapi/v1"),
+        Venue::BybitLinear => format!("{ws}/v5/trade"),
+    });
+    if private {
+        c.private_ws_url = Some(match venue {
+            Venue::BinanceUsdm => format!("{ws}/private"),
+            Venue::BybitLinear => format!("{ws}/v5/private"),
+        });
+    }
+    c
+}
+
+fn connect(m: &MockExchange, venue: Venue, via: Via, private: bool) -> Gateway {
+    let g = Gateway::connect(config(m, venue, via, private)).unwrap();
+    if via == Via::Ws {
+        assert!(
+            g.order_ws_ready(),
+            "order WebSocket: {:?}",
+            g.stats.last_error
+        );
+    }
+    assert_eq!(g.private_ready(), private, "{:?}", g.stats.last_error);
+    g
+}
+
+fn new_order(o: &NewOrder) -> OrderCommand {
+    OrderCommand {
+        venue: o.venue,
+        symbol: o.symbol,
+        tick_recv_ns: qalpha_engine::clock::now_ns(),
+        decided_ns: qalpha_engine::clock::now_ns(),
+        action: OrderAction::New(*o),
+    }
+}
+
+/// A post-only buy far below the touch: it rests, so the venue lists every order placed.
+fn resting(m: &MockExchange, venue: Venue, id: &str) -> NewOrder {
+    let (bid, _) = touch(m, venue);
+    order(
+        venue,
+        id,
+        Side::Buy,
+        TimeInForce::PostOnly,
+        ticks(bid, -50),
+        "0.001",
+    )
+}
+
+/// Polls the gateway until `done(reports)` or 10 s.
+fn pump(g: &mut Gateway, out: &mut Vec<ExecReport>, done: impl Fn(&[ExecReport]) -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if done(out) {
+            return true;
+        }
+        g.poll_io(Some(Duration::from_millis(5)), out);
+    }
+    done(out)
+}
+
+/// The final report (ack or reject) of order `id`, if any.
+fn outcome<'a>(out: &'a [ExecReport], id: &str) -> Option<&'a ExecReport> {
+    out.iter().find(|r| {
+        r.client_id.as_str() == id && matches!(r.kind, ExecKind::Ack | ExecKind::Rejected)
+    })
+}
+
+fn rate_limit_code(venue: Venue) -> i32 {
+    match venue {
+        Venue::BinanceUsdm => -1015,
+        Venue::BybitLinear => 10006,
+    }
+}
+
+/// The venue's clock (its time endpoint): signed queries must follow it once it has jumped.
+fn venue_ms(m: &MockExchange, venue: Venue) -> u64 {
+    match venue {
+        Venue::BinanceUsdm => send(m, "GET", "/fapi/v1/time", &[], "").1["serverTime"]
+            .as_u64()
+            .unwrap(),
+        Venue::BybitLinear => send(m, "GET", "/v5/market/time", &[], "").1["time"]
+            .as_u64()
+            .unwrap(),
+    }
+}
+
+/// Client ids of every order the venue holds for BTCUSDT (open and, on Bybit, closed), one entry
+/// per order placed.
+fn venue_ids(m: &MockExchange, venue: Venue) -> Vec<String> {
+    let s = signer();
+    let ts = venue_ms(m, venue);
+    let ids = |list: &Value, key: &str| -> Vec<String> {
+        let list = list.as_array().unwrap_or_else(|| panic!("{list}"));
+        list.iter()
+            .map(|v| v[key].as_str().unwrap().to_string())
+            .collect()
+    };
+    match venue {
+        Venue::BinanceUsdm => {
+            let q = format!("symbol=BTCUSDT&recvWindow=5000&timestamp={ts}");
+            let sig = s.binance_rest(&q, "");
+            let (st, v) = send(
+                m,
+                "GET",
+                &format!("/fapi/v1/openOrders?{q}&signature={sig}"),
+                &[("X-MBX-APIKEY".into(), TEST_API_KEY.into())],
+                "",
+            );
+            assert_eq!(st, 200, "{v}");
+            ids(&v, "clientOrderId")
+        }
+        Venue::BybitLinear => {
+            let mut all = Vec::new();
+            for extra in ["", "&openOnly=1"] {
+                let query = format!("category=linear&symbol=BTCUSDT{extra}");
+                let r = SignedRequest {
+                    method: Method::Get,
+                    path: "/v5/order/realtime".into(),
+                    query: query.clone(),
+                    body: String::new(),
+                    headers: vec![
+                        ("X-BAPI-API-KEY".into(), TEST_API_KEY.into()),
+                        ("X-BAPI-TIMESTAMP".into(), ts.to_string()),
+                        ("X-BAPI-RECV-WINDOW".into(), "5000".into()),
+                        ("X-BAPI-SIGN".into(), s.bybit_rest(ts, 5000, &query)),
+                    ],
+                };
+                let (st, v) = send_signed(m, &r);
+                assert_eq!((st, v["retCode"].as_i64()), (200, Some(0)), "{v}");
+                all.extend(ids(&v["result"]["list"], "orderLinkId"));
+            }
+            all
+        }
+    }
+}
+
+fn placed(listed: &[String], id: &str) -> usize {
+    listed.iter().filter(|l| *l == id).count()
+}
+
+fn check_transport(s: &GatewayStats, via: Via) {
+    match via {
+        Via::Ws => assert_eq!((s.rest_fallbacks, s.order_ws_reconnects), (0, 0), "{s:?}"),
+        Via::Rest => assert_eq!(s.ws_requests, 0, "{s:?}"),
+    }
+}
+
+/// `rate-limit=1`: the order is refused, resent once after the back-off, refused again and
+/// rejected with the venue's rate-limit code; the venue never placed it.
+fn rate_limited_order_is_retried_once_then_rejected(venue: Venue, via: Via, private: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mock(venue, synthetic(), "rate-limit=1", dir.path());
+    let mut g = connect(&m, venue, via, private);
+    let mut out = Vec::new();
+    let o = resting(&m, venue, "rl-1");
+    let sent = Instant::now();
+    g.submit(&new_order(&o), &mut out);
+    assert!(
+        pump(&mut g, &mut out, |o| outcome(o, "rl-1").is_some()),
+        "{out:?} {:?}",
+        g.stats
+    );
+    let r = outcome(&out, "rl-1").unwrap();
+    assert_eq!(
+        (r.kind, r.reason),
+        (ExecKind::Rejected, rate_limit_code(venue)),
+        "{out:?}"
+    );
+    assert!(
+        sent.elapsed() >= Duration::from_millis(900),
+        "the resend waits for the venue's back-off"
+    );
+    assert_eq!(placed(&venue_ids(&m, venue), "rl-1"), 0);
+    let s = g.finish();
+    assert_eq!((s.retries, s.venue_errors), (1, 2), "{s:?}");
+    let on_ws = if via == Via::Ws { 2 } else { 0 };
+    assert_eq!(
+        s.ws_requests, on_ws,
+        "both attempts on one transport: {s:?}"
+    );
+    check_transport(&s, via);
+    assert_eq!(s.tracker.duplicate_orders, 0);
+}
+
+#[test]
+fn binance_ws_rate_limit_retries_once_then_rejects() {
+    rate_limited_order_is_retried_once_then_rejected(Venue::BinanceUsdm, Via::Ws, true);
+}
+
+#[test]
+fn binance_rest_rate_limit_retries_once_then_rejects() {
+    rate_limited_order_is_retried_once_then_rejected(Venue::BinanceUsdm, Via::Rest, true);
+}
+
+#[test]
+fn bybit_ws_rate_limit_retries_once_then_rejects() {
+    rate_limited_order_is_retried_once_then_rejected(Venue::BybitLinear, Via::Ws, true);
+}
+
+#[test]
+fn bybit_rest_rate_limit_retries_once_then_rejects() {
+    rate_limited_order_is_retried_once_then_rejected(Venue::BybitLinear, Via::Rest, true);
+}
+
+/// `rate-limit=0.5` over ten orders (the mock's draws are seeded): some are retried; each ends
+/// acknowledged — placed exactly once — or rejected with the rate-limit code and never placed, and
+/// nothing is reported after that end.
+fn rate_limited_orders_end_placed_once_or_rejected(venue: Venue, via: Via, private: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mock(venue, synthetic(), "rate-limit=0.5", dir.path());
+    let mut g = connect(&m, venue, via, private);
+    let mut out = Vec::new();
+    let ids: Vec<String> = (0..10).map(|i| format!("rlp-{i}")).collect();
+    for id in &ids {
+        let o = resting(&m, venue, id);
+        g.submit(&new_order(&o), &mut out);
+        g.poll_io(Some(Duration::ZERO), &mut out);
+    }
+    let all_done = |o: &[ExecReport]| ids.iter().all(|id| outcome(o, id).is_some());
+    assert!(pump(&mut g, &mut out, all_done), "{out:?} {:?}", g.stats);
+    // Past the back-off: every retry has been answered.
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_millis(1300) {
+        g.poll_io(Some(Duration::from_millis(5)), &mut out);
+    }
+    let listed = venue_ids(&m, venue);
+    let mut rejected = 0;
+    for id in &ids {
+        let mine: Vec<(ExecKind, i32)> = out
+            .iter()
+            .filter(|r| r.client_id.as_str() == id)
+            .map(|r| (r.kind, r.reason))
+            .collect();
+        match mine.as_slice() {
+            [(ExecKind::Ack, _)] => assert_eq!(placed(&listed, id), 1, "{id}: {listed:?}"),
+            [(ExecKind::Rejected, code)] => {
+                assert_eq!(*code, rate_limit_code(venue), "{id}: {mine:?}");
+                assert_eq!(placed(&listed, id), 0, "{id} rejected, never placed");
+                rejected += 1;
+            }
+            _ => panic!("{id}: one ack or one reject, got {mine:?}; venue {listed:?}"),
+        }
+    }
+    let unique: HashSet<&String> = listed.iter().collect();
+    assert_eq!(unique.len(), listed.len(), "no order twice: {listed:?}");
+    let s = g.finish();
+    assert!(s.retries >= 1, "the fault fired: {s:?}");
+    // Every refused first attempt is retried once; a reject is a refused retry.
+    assert_eq!(s.venue_errors, s.retries + rejected, "{s:?}");
+    assert!(rejected < ids.len() as u64, "some orders got through");
+    check_transport(&s, via);
+    assert_eq!(s.tracker.duplicate_orders, 0);
+}
+
+#[test]
+fn binance_ws_rate_limited_orders_are_placed_at_most_once() {
+    rate_limited_orders_end_placed_once_or_rejected(Venue::BinanceUsdm, Via::Ws, true);
+}
+
+#[test]
+fn binance_rest_rate_limited_orders_are_placed_at_most_once() {
+    rate_limited_orders_end_placed_once_or_rejected(Venue::BinanceUsdm, Via::Rest, true);
+}
+
+#[test]
+fn bybit_ws_rate_limited_orders_are_placed_at_most_once() {
+    rate_limited_orders_end_placed_once_or_rejected(Venue::BybitLinear, Via::Ws, true);
+}
+
+#[test]
+fn bybit_rest_rate_limited_orders_are_placed_at_most_once() {
+    rate_limited_orders_end_placed_once_or_rejected(Venue::BybitLinear, Via::Rest, true);
+}
+
+#[test]
+fn binance_rest_rate_limited_orders_without_private_stream() {
+    rate_limited_orders_end_placed_once_or_rejected(Venue::BinanceUsdm, Via::Rest, false);
+}
+
+#[test]
+fn bybit_rest_rate_limited_orders_without_private_stream() {
+    rate_limited_orders_end_placed_once_or_rejected(Venue::BybitLinear, Via::Rest, false);
+}
+
+/// The jump: the venue's clock 10 s ahead from 2 s after the mock started (time enough for the
+/// gateway to connect and sync first).
+const JUMP: &str = "clock-jump=10s@2s";
+
+/// Polls `g` until the mock's clock has jumped (its time endpoint ≥ 5 s ahead of ours).
+fn wait_for_jump(m: &MockExchange, venue: Venue, g: &mut Gateway, out: &mut Vec<ExecReport>) {
+    let start = Instant::now();
+    while venue_ms(m, venue) < now_ms() + 5_000 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the clock never jumped"
+        );
+        g.poll_io(Some(Duration::from_millis(20)), out);
+    }
+}
+
+/// A gateway synced before the venue's clock jumped: its next order is refused for its timestamp
+/// (-1021 / 10002), and the gateway re-syncs (from scratch: its old samples describe the old clock)
+/// and resends once: acknowledged, placed once. A gateway connected after the jump syncs to the new
+/// clock and trades at once.
+fn clock_jump(venue: Venue, via: Via) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mock(venue, synthetic(), JUMP, dir.path());
+    let mut g = connect(&m, venue, via, true);
+    let mut out = Vec::new();
+    let before = g.stats.clock_offset_ns;
+    assert!(
+        before.abs() < 1_000_000_000,
+        "the gateway synced before the jump (offset {before} ns): the mock took too long to start"
+    );
+    wait_for_jump(&m, venue, &mut g, &mut out);
+    let o = resting(&m, venue, "jump-1");
+    g.submit(&new_order(&o), &mut out);
+    assert!(
+        pump(&mut g, &mut out, |o| outcome(o, "jump-1").is_some()),
+        "{out:?} {:?}",
+        g.stats
+    );
+    let r = *outcome(&out, "jump-1").unwrap();
+    let listed = venue_ids(&m, venue);
+    let s = g.finish();
+    assert_eq!(s.retries, 1, "one re-sync and resend: {s:?}");
+    assert_eq!(
+        r.kind,
+        ExecKind::Ack,
+        "acknowledged after one re-sync: {r:?} {s:?}"
+    );
+    assert_eq!(placed(&listed, "jump-1"), 1);
+    assert_eq!(s.venue_errors, 1, "{s:?}");
+    assert!(s.clock_offset_ns > 9_000_000_000, "re-synced: {s:?}");
+    check_transport(&s, via);
+
+    let mut fresh = connect(&m, venue, via, true);
+    assert!(
+        fresh.stats.clock_offset_ns > 9_000_000_000,
+        "{:?}",
+        fresh.stats
+    );
+    let o = resting(&m, venue, "jump-2");
+    fresh.submit(&new_order(&o), &mut out);
+    assert!(
+        pump(&mut fresh, &mut out, |o| outcome(o, "jump-2").is_some()),
+        "{out:?}"
+    );
+    assert_eq!(
+        outcome(&out, "jump-2").unwrap().kind,
+        ExecKind::Ack,
+        "{out:?}"
+    );
+    assert_eq!(placed(&venue_ids(&m, venue), "jump-2"), 1);
+    let s = fresh.finish();
+    assert_eq!((s.retries, s.venue_errors), (0, 0), "{s:?}");
+}
+
+#[test]
+fn binance_ws_clock_jump_acknowledged_after_one_resync() {
+    clock_jump(Venue::BinanceUsdm, Via::Ws);
+}
+
+#[test]
+fn binance_rest_clock_jump_acknowledged_after_one_resync() {
+    clock_jump(Venue::BinanceUsdm, Via::Rest);
+}
+
+#[test]
+fn bybit_ws_clock_jump_acknowledged_after_one_resync() {
+    clock_jump(Venue::BybitLinear, Via::Ws);
+}
+
+#[test]
+fn bybit_rest_clock_jump_acknowledged_after_one_resync() {
+    clock_jump(Venue::BybitLinear, Via::Rest);
+}
