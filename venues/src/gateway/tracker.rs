@@ -53,6 +53,8 @@ pub struct Tracker {
     fees: FeeSchedule,
     orders: HashMap<ClientOrderId, Tracked>,
     used: HashSet<ClientOrderId>,
+    /// Ids of the orders with `open` set, so open-order scans cost O(open), not O(all ever sent).
+    open_ids: HashSet<ClientOrderId>,
     pub stats: TrackerStats,
 }
 
@@ -63,6 +65,7 @@ impl Tracker {
             fees,
             orders: HashMap::new(),
             used: HashSet::new(),
+            open_ids: HashSet::new(),
             stats: TrackerStats::default(),
         }
     }
@@ -85,6 +88,7 @@ impl Tracker {
                 acked: false,
             },
         );
+        self.open_ids.insert(o.client_id);
         true
     }
 
@@ -94,11 +98,23 @@ impl Tracker {
 
     /// Orders not yet known to be final.
     pub fn open(&self) -> impl Iterator<Item = &Tracked> + '_ {
-        self.orders.values().filter(|t| t.open)
+        self.open_ids.iter().filter_map(|id| self.orders.get(id))
     }
 
     pub fn has_open(&self) -> bool {
-        self.orders.values().any(|t| t.open)
+        !self.open_ids.is_empty()
+    }
+
+    /// Keeps `open_ids` in step with the order's `open` flag after a change.
+    fn sync_open(&mut self, id: &ClientOrderId) {
+        match self.orders.get(id) {
+            Some(t) if t.open => {
+                self.open_ids.insert(*id);
+            }
+            _ => {
+                self.open_ids.remove(id);
+            }
+        }
     }
 
     /// Takes over an open order found at the venue (after a restart): tracked from now on, its id
@@ -140,6 +156,7 @@ impl Tracker {
                 acked: true,
             },
         );
+        self.sync_open(&s.client_id);
         let mut r = blank(&order, ExecKind::Ack);
         r.venue_order_id = s.venue_order_id;
         r.cum_qty = s.cum_qty;
@@ -148,8 +165,7 @@ impl Tracker {
         out.push(r);
     }
 
-    /// A report from the private stream (or a WebSocket answer already turned into a report).
-    pub fn on_report(&mut self, r: &ExecReport, out: &mut Vec<ExecReport>) {
+    fn on_report_inner(&mut self, r: &ExecReport, out: &mut Vec<ExecReport>) {
         let Some(t) = self.orders.get_mut(&r.client_id) else {
             self.stats.unknown_reports += 1;
             return;
@@ -199,9 +215,7 @@ impl Tracker {
         }
     }
 
-    /// What a query or an order answer says about an order. `answer_to_new`: this is the venue's
-    /// answer to placing it (so an acknowledgement is due, and fills in it were taker fills).
-    pub fn on_snapshot(
+    fn on_snapshot_inner(
         &mut self,
         s: &OrderSnapshot,
         answer_to_new: bool,
@@ -283,8 +297,7 @@ impl Tracker {
         t.open = s.status.is_open();
     }
 
-    /// The venue refused the order (or it never reached the venue): final, with the venue's code.
-    pub fn on_reject(&mut self, id: &ClientOrderId, code: i32, out: &mut Vec<ExecReport>) {
+    fn on_reject_inner(&mut self, id: &ClientOrderId, code: i32, out: &mut Vec<ExecReport>) {
         if let Some(t) = self.orders.get_mut(id) {
             if t.open {
                 t.open = false;
@@ -296,14 +309,7 @@ impl Tracker {
         }
     }
 
-    /// The venue does not know an order we were waiting on: if nothing was ever heard of it, it was
-    /// never placed (rejected); an acknowledged order it no longer lists ended without notice.
-    pub fn on_unknown_at_venue(
-        &mut self,
-        id: &ClientOrderId,
-        code: i32,
-        out: &mut Vec<ExecReport>,
-    ) {
+    fn on_unknown_inner(&mut self, id: &ClientOrderId, code: i32, out: &mut Vec<ExecReport>) {
         let acked = self.orders.get(id).is_some_and(|t| t.acked);
         if acked {
             if let Some(t) = self.orders.get_mut(id) {
@@ -315,8 +321,44 @@ impl Tracker {
                 }
             }
         } else {
-            self.on_reject(id, code, out);
+            self.on_reject_inner(id, code, out);
         }
+    }
+
+    /// A report from the private stream (or a WebSocket answer already turned into a report).
+    pub fn on_report(&mut self, r: &ExecReport, out: &mut Vec<ExecReport>) {
+        self.on_report_inner(r, out);
+        self.sync_open(&r.client_id);
+    }
+
+    /// What a query or an order answer says about an order. `answer_to_new`: this is the venue's
+    /// answer to placing it (so an acknowledgement is due, and fills in it were taker fills).
+    pub fn on_snapshot(
+        &mut self,
+        s: &OrderSnapshot,
+        answer_to_new: bool,
+        out: &mut Vec<ExecReport>,
+    ) {
+        self.on_snapshot_inner(s, answer_to_new, out);
+        self.sync_open(&s.client_id);
+    }
+
+    /// The venue refused the order (or it never reached the venue): final, with the venue's code.
+    pub fn on_reject(&mut self, id: &ClientOrderId, code: i32, out: &mut Vec<ExecReport>) {
+        self.on_reject_inner(id, code, out);
+        self.sync_open(id);
+    }
+
+    /// The venue does not know an order we were waiting on: if nothing was ever heard of it, it was
+    /// never placed (rejected); an acknowledged order it no longer lists ended without notice.
+    pub fn on_unknown_at_venue(
+        &mut self,
+        id: &ClientOrderId,
+        code: i32,
+        out: &mut Vec<ExecReport>,
+    ) {
+        self.on_unknown_inner(id, code, out);
+        self.sync_open(id);
     }
 
     fn prune(&mut self) {

@@ -216,7 +216,10 @@ fn outcome(status: u16, body: &str) -> Outcome {
 fn api(mut io: ServerIo, req: &Request, ctx: &Ctx) -> std::io::Result<()> {
     let with_limits = req.query("returnRateLimits") != Some("false");
     accept_websocket(&mut io, req)?;
-    io.tcp().set_nonblocking(true)?;
+    // Order entry has nothing to push: block on the socket (an answer goes out as soon as its
+    // request is read), waking every 5 ms to notice `ctx.stop`.
+    io.tcp().set_nonblocking(false)?;
+    io.tcp().set_read_timeout(Some(Duration::from_millis(5)))?;
     let mut ws = WebSocket::from_raw_socket(io, Role::Server, None);
     let mut limits = RateCounts::default();
     let res = loop {
@@ -238,7 +241,6 @@ fn api(mut io: ServerIo, req: &Request, ctx: &Ctx) -> std::io::Result<()> {
                 if let Err(e) = flush(&mut ws) {
                     break Err(e);
                 }
-                std::thread::sleep(Duration::from_millis(1));
             }
             Ok(Incoming::Closed) => break Ok(()),
             Err(e) => break Err(e),
