@@ -85,7 +85,10 @@ fn demo_in_paper_mode_fills_locally() {
     let r = run_demo(&o, Arc::new(AtomicBool::new(false))).unwrap();
     assert_eq!(r.mode, Some(DemoMode::Paper));
     assert!(r.orders > 0 && r.acks > 0, "{r:?}");
-    assert!(r.fills > 0, "resting quotes fill on the capture's prints: {r:?}");
+    assert!(
+        r.fills > 0,
+        "resting quotes fill on the capture's prints: {r:?}"
+    );
     assert_eq!(r.orders_on_stale_book, 0, "{r:?}");
     assert_eq!(r.duplicate_orders, 0, "{r:?}");
     assert_eq!(r.acks + r.rejects, r.orders, "{r:?}");

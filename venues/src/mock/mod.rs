@@ -12,6 +12,7 @@ pub mod certs;
 pub mod deadman;
 pub mod faults;
 pub mod http;
+pub mod instruments;
 pub mod market;
 pub mod orders;
 mod orders_binance;

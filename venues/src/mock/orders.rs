@@ -433,7 +433,8 @@ pub(crate) fn now_ns() -> u64 {
     qalpha_engine::clock::now_ns()
 }
 
-/// Whether `path` is an order-entry endpoint of `venue`.
+/// Whether `path` is an order-entry endpoint of `venue`, or one of its instrument descriptions
+/// ([`super::instruments`]), which are served alongside.
 pub fn handles(venue: Venue, path: &str) -> bool {
     match venue {
         Venue::BinanceUsdm => matches!(
@@ -444,6 +445,7 @@ pub fn handles(venue: Venue, path: &str) -> bool {
                 | "/fapi/v1/allOpenOrders"
                 | "/fapi/v1/openOrders"
                 | "/fapi/v2/positionRisk"
+                | "/fapi/v1/exchangeInfo"
         ),
         Venue::BybitLinear => matches!(
             path,
@@ -454,6 +456,7 @@ pub fn handles(venue: Venue, path: &str) -> bool {
                 | "/v5/order/disconnected-cancel-all"
                 | "/v5/order/realtime"
                 | "/v5/position/list"
+                | "/v5/market/instruments-info"
         ),
     }
 }
@@ -487,6 +490,10 @@ fn read_body(io: &mut ServerIo, req: &Request) -> std::io::Result<String> {
 /// Serves one order-entry request (see [`handles`]), with the `ack-delay` fault.
 pub fn serve(io: &mut ServerIo, req: &Request, ctx: &Ctx) -> std::io::Result<()> {
     let body = read_body(io, req)?;
+    // Instrument descriptions are public (unsigned) and answered by their own module.
+    if super::instruments::handles(ctx.venue, req.path()) {
+        return super::instruments::serve(io, req, ctx);
+    }
     let answer = match ctx.venue {
         Venue::BinanceUsdm => super::orders_binance::handle(req, &body, ctx),
         Venue::BybitLinear => super::orders_bybit::handle(req, &body, ctx),

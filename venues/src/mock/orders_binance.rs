@@ -13,6 +13,9 @@
 //! Listen keys: `PUT` and `DELETE` act on the account's current key (futures take no parameter);
 //! an optional `listenKey` parameter must name that key, else -1125.
 //!
+//! New orders and amends must pass the symbol's filters ([`super::instruments`]: tick, step,
+//! precision, minimum notional) before anything else is decided; a refused order is not placed.
+//!
 //! Faults: `reject=P` refuses a new order with -2019; `rate-limit=P` refuses it (before any
 //! parameter check, as a venue's limiter would) with HTTP 429 `-1015`, the order not placed. The
 //! `timestamp` window is checked against the mock's clock ([`Ctx::clock_ns`], moved by `clock-jump`).
@@ -23,6 +26,7 @@ use serde_json::json;
 
 use super::auth::verify_binance;
 use super::http::Request;
+use super::instruments;
 use super::orders::{now_ns, url_decode, Answer, OrderRecord, OrderStatus, SymbolOrders};
 use super::positions::Position;
 use super::server::Ctx;
@@ -55,6 +59,14 @@ fn error(code: i32) -> Answer {
     Answer {
         status: 400,
         body: json!({"code": code, "msg": message(code)}).to_string(),
+    }
+}
+
+/// A filter refusal ([`instruments::refuse`]): HTTP 400 with the venue's code and message.
+fn rule_error(r: instruments::Refusal) -> Answer {
+    Answer {
+        status: 400,
+        body: json!({"code": r.code, "msg": r.msg}).to_string(),
     }
 }
 
@@ -272,6 +284,14 @@ fn new_order(p: &Params, ctx: &Ctx, now: u64) -> Result<Answer, Answer> {
         qty,
         reduce_only: p.get("reduceOnly").as_deref() == Some("true"),
     };
+    // The symbol's filters come before the margin check, as on the venue.
+    let refused = ctx
+        .hub
+        .with_symbol(&name, |s| s.map(|s| instruments::refuse(&order, &s.book)))
+        .ok_or_else(|| error(-1121))?;
+    if let Some(r) = refused {
+        return Err(rule_error(r));
+    }
     if ctx.orders.reject_fault(ctx.faults.reject) {
         return Err(error(-2019));
     }
@@ -304,11 +324,16 @@ fn amend(p: &Params, ctx: &Ctx, now: u64) -> Result<Answer, Answer> {
         let open = o
             .find(client.as_deref(), id)
             .filter(|r| r.is_open())
-            .map(|r| r.order.client_id)
-            .ok_or(-2013)?;
-        o.amend(VENUE, open, price, qty, book, now)
-    })?
-    .map_err(error)?;
+            .map(|r| r.order)
+            .ok_or_else(|| error(-2013))?;
+        // The amended order must pass the symbol's filters like a new one.
+        let amended = NewOrder { price, qty, ..open };
+        if let Some(r) = instruments::refuse(&amended, book) {
+            return Err(rule_error(r));
+        }
+        o.amend(VENUE, open.client_id, price, qty, book, now)
+            .map_err(error)
+    })??;
     Ok(Answer::ok(order_object(&rec, false).to_string()))
 }
 

@@ -13,6 +13,9 @@
 //! thread ([`super::deadman`]) uses once a private connection subscribed to `dcp` is lost. Only the
 //! `DERIVATIVES` product is accepted (Bybit's default, `OPTIONS`, and `SPOT` get 10001).
 //!
+//! New orders and amends must pass the symbol's filters ([`super::instruments`]: tick, step,
+//! minimum notional) before anything else is decided; a refused order is not placed.
+//!
 //! Faults: `reject=P` refuses a new order with 110007; `rate-limit=P` refuses it (before any
 //! parameter check) with 10006 "Too many visits!" (C.8), the order not placed. `X-BAPI-TIMESTAMP`
 //! is checked against the mock's clock ([`Ctx::clock_ns`], moved by `clock-jump`).
@@ -23,6 +26,7 @@ use serde_json::{json, Value};
 
 use super::auth::{split_params, verify_bybit};
 use super::http::Request;
+use super::instruments;
 use super::orders::{now_ns, url_decode, Answer, OrderRecord, OrderStatus, SymbolOrders};
 use super::positions::Position;
 use super::server::Ctx;
@@ -397,6 +401,17 @@ fn create(args: &Value, ctx: &Ctx, now: u64) -> Result<Value, Refused> {
         qty,
         reduce_only,
     };
+    // The symbol's filters come before the balance check, as on the venue.
+    let refused = ctx
+        .hub
+        .with_symbol(&name, |s| s.map(|s| instruments::refuse(&order, &s.book)))
+        .ok_or_else(|| params_error("symbol invalid"))?;
+    if let Some(r) = refused {
+        return Err(Refused {
+            code: r.code,
+            msg: r.msg,
+        });
+    }
     if ctx.orders.reject_fault(ctx.faults.reject) {
         return Err(error(110007));
     }
@@ -431,18 +446,23 @@ fn amend(args: &Value, ctx: &Ctx, now: u64) -> Result<Value, Refused> {
         let open = o
             .find(link.as_deref(), id)
             .filter(|r| r.is_open())
-            .copied()
-            .ok_or(110001)?;
-        o.amend(
-            VENUE,
-            open.order.client_id,
-            price.unwrap_or(open.order.price),
-            qty.unwrap_or(open.order.qty),
-            book,
-            now,
-        )
-    })?
-    .map_err(error)?;
+            .map(|r| r.order)
+            .ok_or_else(|| error(110001))?;
+        // The amended order must pass the symbol's filters like a new one.
+        let amended = NewOrder {
+            price: price.unwrap_or(open.price),
+            qty: qty.unwrap_or(open.qty),
+            ..open
+        };
+        if let Some(r) = instruments::refuse(&amended, book) {
+            return Err(Refused {
+                code: r.code,
+                msg: r.msg,
+            });
+        }
+        o.amend(VENUE, open.client_id, amended.price, amended.qty, book, now)
+            .map_err(error)
+    })??;
     Ok(ids(&rec))
 }
 
