@@ -6,121 +6,12 @@ mod order_common;
 
 use std::time::{Duration, Instant};
 
+use order_common::gw::*;
 use order_common::*;
 use qalpha_engine::event::Venue;
-use qalpha_engine::order::{
-    ExecKind, ExecReport, NewOrder, OrderAction, OrderCommand, TimeInForce,
-};
-use qalpha_engine::{Price, Qty, Side, Symbol};
-use qalpha_venues::gateway::session::{Gateway, GatewayConfig, Via};
-use qalpha_venues::mock::MockExchange;
-use serde_json::Value;
-
-fn config(m: &MockExchange, venue: Venue, via: Via, private: bool) -> GatewayConfig {
-    let base = format!("https://{}", m.addr);
-    let mut c = GatewayConfig::new(venue, &base, signer());
-    c.ca_file = m.ca_file.clone();
-    c.via = via;
-    c.symbols = vec![Symbol::parse("BTCUSDT").unwrap()];
-    let ws = format!("wss://{}", m.addr);
-    c.order_ws_url = Some(match venue {
-        Venue::BinanceUsdm => format!("{ws}/ws-fapi/v1"),
-        Venue::BybitLinear => format!("{ws}/v5/trade"),
-    });
-    if private {
-        c.private_ws_url = Some(match venue {
-            Venue::BinanceUsdm => format!("{ws}/private"),
-            Venue::BybitLinear => format!("{ws}/v5/private"),
-        });
-    }
-    c
-}
-
-fn cmd(o: &NewOrder, action: OrderAction) -> OrderCommand {
-    OrderCommand {
-        venue: o.venue,
-        symbol: o.symbol,
-        tick_recv_ns: qalpha_engine::clock::now_ns(),
-        decided_ns: qalpha_engine::clock::now_ns(),
-        action,
-    }
-}
-
-/// Polls the gateway until `done(reports)` or 10 s.
-fn pump(g: &mut Gateway, out: &mut Vec<ExecReport>, done: impl Fn(&[ExecReport]) -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if done(out) {
-            return true;
-        }
-        g.poll_io(Some(Duration::from_millis(5)), out);
-    }
-    done(out)
-}
-
-fn has(out: &[ExecReport], id: &str, kind: ExecKind) -> bool {
-    out.iter()
-        .any(|r| r.client_id.as_str() == id && r.kind == kind)
-}
-
-fn filled(out: &[ExecReport], id: &str) -> Qty {
-    Qty(out
-        .iter()
-        .filter(|r| {
-            r.client_id.as_str() == id && matches!(r.kind, ExecKind::Fill | ExecKind::PartialFill)
-        })
-        .map(|r| r.last_qty.raw())
-        .sum())
-}
-
-/// The venue's view of one order: (status, executed quantity).
-fn venue_order(m: &MockExchange, venue: Venue, id: &str) -> (String, Qty) {
-    match venue {
-        Venue::BinanceUsdm => {
-            let s = signer();
-            let q = format!(
-                "symbol=BTCUSDT&origClientOrderId={id}&recvWindow=5000&timestamp={}",
-                now_ms()
-            );
-            let sig = s.binance_rest(&q, "");
-            let (st, v) = send(
-                m,
-                "GET",
-                &format!("/fapi/v1/order?{q}&signature={sig}"),
-                &[("X-MBX-APIKEY".into(), s.api_key().into())],
-                "",
-            );
-            assert_eq!(st, 200, "{v}");
-            (
-                v["status"].as_str().unwrap().to_string(),
-                qty(&v["executedQty"]),
-            )
-        }
-        Venue::BybitLinear => {
-            let l = bybit_realtime(m, &format!("&orderLinkId={id}"));
-            let v: &Value = &l[0];
-            (
-                v["orderStatus"].as_str().unwrap().to_string(),
-                qty(&v["cumExecQty"]),
-            )
-        }
-    }
-}
-
-fn open_count(m: &MockExchange, venue: Venue) -> Vec<String> {
-    let list: Vec<Value> = match venue {
-        Venue::BinanceUsdm => binance_open_orders(m).as_array().unwrap().clone(),
-        Venue::BybitLinear => bybit_realtime(m, ""),
-    };
-    let key = if venue == Venue::BinanceUsdm {
-        "clientOrderId"
-    } else {
-        "orderLinkId"
-    };
-    list.iter()
-        .map(|v| v[key].as_str().unwrap().to_string())
-        .collect()
-}
+use qalpha_engine::order::{ExecKind, NewOrder, OrderAction, TimeInForce};
+use qalpha_engine::{Price, Qty, Side};
+use qalpha_venues::gateway::session::{Gateway, Via};
 
 /// Place (resting post-only) → amend → cancel → a marketable IOC that fills, on `via`.
 fn order_lifecycle(venue: Venue, via: Via, private: bool) {

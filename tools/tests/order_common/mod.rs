@@ -1,6 +1,8 @@
 //! Helpers shared by the mock order-entry tests (each test binary uses a subset).
 #![allow(dead_code)]
 
+pub mod gw;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
