@@ -262,3 +262,38 @@ fn bybit_ws_clock_jump_acknowledged_after_one_resync() {
 fn bybit_rest_clock_jump_acknowledged_after_one_resync() {
     clock_jump(Venue::BybitLinear, Via::Rest);
 }
+
+/// Bybit allows 10 creates per second per UID: a burst of 15 sends 10 and refuses 5 locally with
+/// the venue's own code (10006) — never sent, so the venue never has to refuse them.
+#[test]
+fn bybit_client_side_limit_refuses_the_eleventh_create_in_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mock(Venue::BybitLinear, synthetic(), "", dir.path());
+    let mut g = connect(&m, Venue::BybitLinear, Via::Ws, true);
+    let mut out = Vec::new();
+    // Start right after a second boundary so the burst fits in one window.
+    while qalpha_engine::clock::now_ns() % 1_000_000_000 > 200_000_000 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for i in 0..15 {
+        let o = resting(&m, Venue::BybitLinear, &format!("burst-{i}"));
+        g.submit(&new_order(&o), &mut out);
+    }
+    assert!(pump(&mut g, &mut out, |o| (0..15).all(|i| outcome(
+        o,
+        &format!("burst-{i}")
+    )
+    .is_some())));
+    let refused: Vec<String> = (0..15)
+        .map(|i| format!("burst-{i}"))
+        .filter(|id| outcome(&out, id).is_some_and(|r| r.kind == ExecKind::Rejected))
+        .collect();
+    assert_eq!(refused.len(), 5, "{out:?}");
+    for id in &refused {
+        assert_eq!(outcome(&out, id).unwrap().reason, 10006);
+    }
+    let listed = venue_ids(&m, Venue::BybitLinear);
+    assert!(refused.iter().all(|id| placed(&listed, id) == 0));
+    let s = g.finish();
+    assert_eq!((s.throttled, s.venue_errors), (5, 0), "{s:?}");
+}

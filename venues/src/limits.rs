@@ -116,14 +116,35 @@ impl RateLimiter {
         }
     }
 
-    /// Reads Binance's usage headers (lower-cased names).
-    pub fn observe_binance_headers(&mut self, headers: &[(String, String)], now_ns: u64) {
+    /// [`Self::observe`] for a count reported in answer to a request sent at `sent_ns`: adopted only
+    /// when the request went out in the window that is current now (an answer arriving after the
+    /// window turned describes the previous window, not this one).
+    pub fn observe_sent(&mut self, window: &str, venue_used: u32, sent_ns: u64, now_ns: u64) {
+        if let Some(w) = self.windows.iter().find(|w| w.name == window) {
+            let i = w.interval_ns.max(1);
+            if sent_ns - sent_ns % i != now_ns - now_ns % i {
+                return;
+            }
+        }
+        self.observe(window, venue_used, now_ns);
+    }
+
+    /// Reads Binance's usage headers (lower-cased names) of an answer to a request sent at
+    /// `sent_ns`.
+    pub fn observe_binance_headers(
+        &mut self,
+        headers: &[(String, String)],
+        sent_ns: u64,
+        now_ns: u64,
+    ) {
         for (k, v) in headers {
             let Ok(n) = v.parse::<u32>() else { continue };
             match k.as_str() {
-                "x-mbx-used-weight-1m" => self.observe("REQUEST_WEIGHT 1m", n, now_ns),
-                "x-mbx-order-count-10s" => self.observe("ORDERS 10s", n, now_ns),
-                "x-mbx-order-count-1m" => self.observe("ORDERS 1m", n, now_ns),
+                "x-mbx-used-weight-1m" => {
+                    self.observe_sent("REQUEST_WEIGHT 1m", n, sent_ns, now_ns)
+                }
+                "x-mbx-order-count-10s" => self.observe_sent("ORDERS 10s", n, sent_ns, now_ns),
+                "x-mbx-order-count-1m" => self.observe_sent("ORDERS 1m", n, sent_ns, now_ns),
                 _ => {}
             }
         }
@@ -159,13 +180,22 @@ mod tests {
         let mut l = RateLimiter::binance_weight();
         let now = 1_700_000_030 * S;
         l.try_acquire(20, now).unwrap();
-        l.observe_binance_headers(&[("x-mbx-used-weight-1m".into(), "2390".into())], now);
+        l.observe_binance_headers(&[("x-mbx-used-weight-1m".into(), "2390".into())], now, now);
         assert!(l.try_acquire(20, now).is_err());
-        l.observe_binance_headers(&[("x-mbx-used-weight-1m".into(), "5".into())], now);
+        l.observe_binance_headers(&[("x-mbx-used-weight-1m".into(), "5".into())], now, now);
         assert_eq!(
             l.windows()[0].used(),
             2390,
             "a lower venue count never lowers ours"
         );
+        // An answer to a request of the previous minute does not count in this one.
+        let mut l = RateLimiter::binance_weight();
+        let next_minute = 1_700_000_040 * S;
+        l.observe_binance_headers(
+            &[("x-mbx-used-weight-1m".into(), "2390".into())],
+            now,
+            next_minute,
+        );
+        assert_eq!(l.windows()[0].used(), 0);
     }
 }

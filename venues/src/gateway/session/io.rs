@@ -36,6 +36,10 @@ impl Gateway {
                     else {
                         continue;
                     };
+                    if let Ok(v) = serde_json::from_slice(self.frames.get(i).1) {
+                        self.throttle
+                            .observe_ws(&p.cmd.action, &v, p.sent_ns, now_ns());
+                    }
                     self.on_answer(&p.cmd, p.retried, result, out);
                 }
                 WsMessage::Other => {}

@@ -48,6 +48,7 @@ use rustls::ClientConfig;
 
 mod from_config;
 mod io;
+mod throttle;
 mod venue_sync;
 
 use super::conn::{Conn, FrameBuf};
@@ -168,6 +169,9 @@ pub struct GatewayStats {
     pub halted_refusals: u64,
     /// New orders refused locally by the instrument's rules (never sent).
     pub rule_refusals: u64,
+    /// Requests held back by the client-side rate limits (new orders refused with the venue's
+    /// rate-limit code; cancels and amends sent when the window turns; reconciliation passes skipped).
+    pub throttled: u64,
     pub halted: bool,
     pub tracker: TrackerStats,
     /// Tick `recv_ns` → the order's bytes handed to the socket (WS) or the request sent (REST), ns.
@@ -188,6 +192,7 @@ pub fn latency_histogram() -> Histogram<u64> {
 struct Pending {
     cmd: OrderCommand,
     sent: Instant,
+    sent_ns: u64,
     retried: bool,
 }
 
@@ -215,6 +220,8 @@ pub struct Gateway {
     backlog: Vec<ExecReport>,
     /// Instrument rules by symbol (loaded at start for the configured symbols).
     rules: HashMap<Symbol, InstrumentRules>,
+    /// Client-side rate limits.
+    throttle: throttle::Throttle,
     pub stats: GatewayStats,
 }
 
@@ -262,6 +269,7 @@ impl Gateway {
             last_dead_man: now,
             backlog: Vec::new(),
             rules: HashMap::new(),
+            throttle: throttle::Throttle::new(cfg.venue),
             stats: GatewayStats {
                 orders: 0,
                 cancels: 0,
@@ -281,6 +289,7 @@ impl Gateway {
                 dead_man_refreshes: 0,
                 halted_refusals: 0,
                 rule_refusals: 0,
+                throttled: 0,
                 halted: false,
                 tracker: TrackerStats::default(),
                 tick_to_wire: latency_histogram(),
@@ -427,6 +436,20 @@ impl Gateway {
     }
 
     fn send(&mut self, cmd: &OrderCommand, retried: bool, out: &mut Vec<ExecReport>) {
+        if let Err(t) = self.throttle.acquire(&cmd.action, now_ns()) {
+            self.stats.throttled += 1;
+            match cmd.action {
+                // A new order is the strategy's to re-decide: refuse it as the venue would.
+                OrderAction::New(o) => {
+                    self.stats.last_error = Some(format!("order {} not sent: {t}", o.client_id));
+                    self.tracker
+                        .on_reject(&o.client_id, rate_limit_code(self.cfg.venue), out);
+                }
+                // Cancels and amends go out as soon as the window allows.
+                _ => self.retry_queue.push((Instant::now() + t.wait, *cmd)),
+            }
+            return;
+        }
         let ts = self.clock.server_ms(now_ns());
         let side = self.side_of(cmd);
         if self.cfg.via == Via::Ws && self.order_ws.ready {
@@ -448,6 +471,7 @@ impl Gateway {
                             Pending {
                                 cmd: *cmd,
                                 sent: Instant::now(),
+                                sent_ns: now_ns(),
                                 retried,
                             },
                         );
@@ -472,7 +496,7 @@ impl Gateway {
             let ns = now_ns().saturating_sub(cmd.tick_recv_ns).max(1);
             self.stats.tick_to_wire.saturating_record(ns);
         }
-        let result = match self.rest_call(&req) {
+        let result = match self.rest_call_for(&req, Some(&cmd.action)) {
             Ok((status, body)) => self.proto.parse_rest(status, &body),
             Err(()) => {
                 // No answer: the fate is unknown; ask the venue.
@@ -606,6 +630,14 @@ fn rule_code(v: Venue, e: Option<&RuleError>) -> i32 {
         (Venue::BinanceUsdm, _) => -1121,
         (Venue::BybitLinear, Some(RuleError::NotionalTooSmall { .. })) => 110094,
         (Venue::BybitLinear, _) => 10001,
+    }
+}
+
+/// The venue's order rate-limit code (what the venue would answer).
+fn rate_limit_code(v: Venue) -> i32 {
+    match v {
+        Venue::BinanceUsdm => -1015,
+        Venue::BybitLinear => 10006,
     }
 }
 

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use qalpha_engine::clock::now_ns;
-use qalpha_engine::order::{ClientOrderId, ExecReport, NewOrder};
+use qalpha_engine::order::{ClientOrderId, ExecReport, NewOrder, OrderAction};
 use qalpha_engine::{Symbol, Venue};
 
 use super::{client_of, rule_code, unknown_code, Gateway};
@@ -30,6 +30,11 @@ impl Gateway {
         symbols.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
         symbols.dedup();
         for symbol in symbols {
+            // Binance: open orders of one symbol weigh 1; past the minute's budget, skip this pass.
+            if let Err(t) = self.throttle.weight.try_acquire(1, now_ns()) {
+                self.stats.throttled += 1;
+                return Err(t.to_string());
+            }
             let ts = self.clock.server_ms(now_ns());
             let req = self.proto.rest_open_orders(symbol, ts);
             let (status, body) = self.rest_call(&req).map_err(|()| {
@@ -224,14 +229,29 @@ impl Gateway {
 
     /// One REST exchange: (status, body), or `Err` after counting a transport failure.
     pub(super) fn rest_call(&mut self, req: &SignedRequest) -> Result<(u16, Vec<u8>), ()> {
+        self.rest_call_for(req, None)
+    }
+
+    /// [`Self::rest_call`] for an order request (`action`): the venue's rate-limit headers are
+    /// adopted by that operation's budget.
+    pub(super) fn rest_call_for(
+        &mut self,
+        req: &SignedRequest,
+        action: Option<&OrderAction>,
+    ) -> Result<(u16, Vec<u8>), ()> {
         self.stats.rest_requests += 1;
+        let sent_ns = now_ns();
         match self.rest.send(
             req.method.as_str(),
             &req.target(),
             &req.headers,
             req.body.as_bytes(),
         ) {
-            Ok(r) => Ok((r.status, r.body)),
+            Ok(r) => {
+                self.throttle
+                    .observe_headers(action, &r.headers, sent_ns, now_ns());
+                Ok((r.status, r.body))
+            }
             Err(e) => {
                 self.note_transport(&e.to_string());
                 Err(())
