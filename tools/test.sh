@@ -27,5 +27,7 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
-echo "== README run command on the bundled sample"
+echo "== README run command: the demo on the bundled sample (mock exchange in-process, no keys)"
+cargo run -q -p qalpha-tools --bin qalpha -- demo --json target/demo-summary.json
+echo "== the bundled sample replays with every book checked"
 cargo run -q -p qalpha-tools --bin qalpha -- replay data/sample/btcusdt-usdm-20230404.qcap --check-book --json

@@ -133,6 +133,9 @@ impl Rig {
         cfg.ca_file = m.ca_file.clone();
         cfg.via = via;
         cfg.symbols = vec![symbol];
+        // The bench sends far faster than a venue account may (Bybit: 10 creates/s); the mock has
+        // no limits, and the write path — not the client-side throttle — is what is measured.
+        cfg.client_rate_limits = false;
         let (order_ws, private_ws) = match venue {
             Venue::BinanceUsdm => (format!("{ws}/ws-fapi/v1"), format!("{ws}/private")),
             Venue::BybitLinear => (format!("{ws}/v5/trade"), format!("{ws}/v5/private")),

@@ -224,6 +224,29 @@ pub struct ExecReport {
     pub recv_ns: u64,
 }
 
+impl ExecReport {
+    /// A report about `o` with nothing filled and no times (callers set what they know).
+    pub fn about(o: &NewOrder, kind: ExecKind) -> Self {
+        Self {
+            venue: o.venue,
+            symbol: o.symbol,
+            client_id: o.client_id,
+            venue_order_id: 0,
+            kind,
+            side: o.side,
+            last_px: Price::ZERO,
+            last_qty: Qty::ZERO,
+            cum_qty: Qty::ZERO,
+            leaves_qty: Qty::ZERO,
+            fee: Qty::ZERO,
+            is_maker: false,
+            reason: 0,
+            exch_ms: 0,
+            recv_ns: 0,
+        }
+    }
+}
+
 /// Lifecycle of one order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OrderStatus {

@@ -8,8 +8,7 @@ use qalpha_engine::order::{
 };
 use qalpha_engine::{Qty, Side, Symbol};
 use qalpha_venues::gateway::session::{Gateway, GatewayConfig, Via};
-use qalpha_venues::gateway::{Method, SignedRequest};
-use qalpha_venues::mock::{MockExchange, TEST_API_KEY};
+use qalpha_venues::mock::MockExchange;
 use serde_json::Value;
 
 use super::*;
@@ -109,50 +108,24 @@ pub fn venue_ms(m: &MockExchange, venue: Venue) -> u64 {
 /// Client ids of every order the venue holds for BTCUSDT (open and, on Bybit, closed), one entry
 /// per order placed.
 pub fn venue_ids(m: &MockExchange, venue: Venue) -> Vec<String> {
-    let s = signer();
     let ts = venue_ms(m, venue);
-    let ids = |list: &Value, key: &str| -> Vec<String> {
-        let list = list.as_array().unwrap_or_else(|| panic!("{list}"));
+    let ids = |list: &[Value], key: &str| -> Vec<String> {
         list.iter()
             .map(|v| v[key].as_str().unwrap().to_string())
             .collect()
     };
     match venue {
         Venue::BinanceUsdm => {
-            let q = format!("symbol=BTCUSDT&recvWindow=5000&timestamp={ts}");
-            let sig = s.binance_rest(&q, "");
-            let (st, v) = send(
-                m,
-                "GET",
-                &format!("/fapi/v1/openOrders?{q}&signature={sig}"),
-                &[("X-MBX-APIKEY".into(), TEST_API_KEY.into())],
-                "",
-            );
-            assert_eq!(st, 200, "{v}");
-            ids(&v, "clientOrderId")
+            let v = binance_open_orders_at(m, ts);
+            ids(
+                v.as_array().unwrap_or_else(|| panic!("{v}")),
+                "clientOrderId",
+            )
         }
-        Venue::BybitLinear => {
-            let mut all = Vec::new();
-            for extra in ["", "&openOnly=1"] {
-                let query = format!("category=linear&symbol=BTCUSDT{extra}");
-                let r = SignedRequest {
-                    method: Method::Get,
-                    path: "/v5/order/realtime".into(),
-                    query: query.clone(),
-                    body: String::new(),
-                    headers: vec![
-                        ("X-BAPI-API-KEY".into(), TEST_API_KEY.into()),
-                        ("X-BAPI-TIMESTAMP".into(), ts.to_string()),
-                        ("X-BAPI-RECV-WINDOW".into(), "5000".into()),
-                        ("X-BAPI-SIGN".into(), s.bybit_rest(ts, 5000, &query)),
-                    ],
-                };
-                let (st, v) = send_signed(m, &r);
-                assert_eq!((st, v["retCode"].as_i64()), (200, Some(0)), "{v}");
-                all.extend(ids(&v["result"]["list"], "orderLinkId"));
-            }
-            all
-        }
+        Venue::BybitLinear => ["", "&openOnly=1"]
+            .iter()
+            .flat_map(|extra| ids(&bybit_realtime_at(m, extra, ts), "orderLinkId"))
+            .collect(),
     }
 }
 

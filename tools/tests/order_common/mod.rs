@@ -152,8 +152,13 @@ pub fn ticks(p: Price, n: i64) -> Price {
 }
 
 pub fn binance_open_orders(m: &MockExchange) -> Value {
+    binance_open_orders_at(m, now_ms())
+}
+
+/// `/fapi/v1/openOrders` signed with the timestamp `ts`.
+pub fn binance_open_orders_at(m: &MockExchange, ts: u64) -> Value {
     let s = signer();
-    let query = format!("symbol=BTCUSDT&recvWindow=5000&timestamp={}", now_ms());
+    let query = format!("symbol=BTCUSDT&recvWindow=5000&timestamp={ts}");
     let sig = s.binance_rest(&query, "");
     let (status, v) = send(
         m,
@@ -167,8 +172,12 @@ pub fn binance_open_orders(m: &MockExchange) -> Value {
 }
 
 pub fn bybit_realtime(m: &MockExchange, extra: &str) -> Vec<Value> {
+    bybit_realtime_at(m, extra, now_ms())
+}
+
+/// `/v5/order/realtime` signed with the timestamp `ts` (the venue's clock, when it has jumped).
+pub fn bybit_realtime_at(m: &MockExchange, extra: &str, ts: u64) -> Vec<Value> {
     let s = signer();
-    let ts = now_ms();
     let query = format!("category=linear&symbol=BTCUSDT{extra}");
     let r = SignedRequest {
         method: Method::Get,

@@ -546,19 +546,10 @@ impl<Q: QueueModel> FillModel<Q> {
         ExecReport {
             venue: self.venue,
             symbol: self.symbol,
-            client_id: o.client_id,
             venue_order_id,
-            kind: ExecKind::Ack,
-            side: o.side,
-            last_px: Price::ZERO,
-            last_qty: Qty::ZERO,
-            cum_qty: Qty::ZERO,
-            leaves_qty: Qty::ZERO,
-            fee: Qty::ZERO,
-            is_maker: false,
-            reason: 0,
             exch_ms: now_ns / 1_000_000,
             recv_ns: now_ns,
+            ..ExecReport::about(o, ExecKind::Ack)
         }
     }
 

@@ -379,24 +379,11 @@ impl Tracker {
     }
 }
 
-/// A report about `o` with nothing filled.
+/// A report about `o` with nothing filled, received now.
 pub fn blank(o: &NewOrder, kind: ExecKind) -> ExecReport {
     ExecReport {
-        venue: o.venue,
-        symbol: o.symbol,
-        client_id: o.client_id,
-        venue_order_id: 0,
-        kind,
-        side: o.side,
-        last_px: Price::ZERO,
-        last_qty: Qty::ZERO,
-        cum_qty: Qty::ZERO,
-        leaves_qty: Qty::ZERO,
-        fee: Qty::ZERO,
-        is_maker: false,
-        reason: 0,
-        exch_ms: 0,
         recv_ns: now_ns(),
+        ..ExecReport::about(o, kind)
     }
 }
 

@@ -232,7 +232,7 @@ fn api(mut io: ServerIo, req: &Request, ctx: &Ctx) -> std::io::Result<()> {
                 if let Some(d) = ctx.faults.ack_delay {
                     std::thread::sleep(d);
                 }
-                if let Err(e) = send(&mut ws, Message::text(answer)) {
+                if let Err(e) = send(&mut ws, Message::text(answer)).and_then(|_| flush(&mut ws)) {
                     break Err(e);
                 }
                 ctx.counters.ws_orders.fetch_add(1, Ordering::Relaxed);
