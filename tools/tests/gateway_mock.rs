@@ -184,6 +184,13 @@ fn private_drop_recovers_fills(venue: Venue) {
     let reported: Vec<Qty> = ids.iter().map(|id| filled(&out, id)).collect();
     assert!(ok, "venue {venue_fills:?} vs reported {reported:?}");
     assert!(venue_fills.iter().any(|q| q.raw() > 0));
+    // The position caught up too (fills missed by the stream moved it).
+    let at_venue = venue_position(&m, venue);
+    let start = Instant::now();
+    while gateway_position(&g) != at_venue && start.elapsed() < Duration::from_secs(10) {
+        g.poll_io(Some(Duration::from_millis(5)), &mut out);
+    }
+    assert_eq!(gateway_position(&g), at_venue);
     let drops = m
         .counters
         .private_drops
@@ -243,6 +250,8 @@ fn restart_adopts_open_orders(venue: Venue) {
         );
     }
     assert_eq!(second.open_orders().count(), 3);
+    // Positions are reconciled at start as well.
+    assert_eq!(gateway_position(&second), venue_position(&m, venue));
     // The strategy, restarted, tries one of them again: refused locally, never sent.
     second.submit(&cmd(&orders[1], OrderAction::New(orders[1])), &mut out);
     assert!(out

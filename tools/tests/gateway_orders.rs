@@ -151,6 +151,15 @@ fn order_types(venue: Venue, via: Via) {
     );
     assert_eq!(filled(&out, "ro-buy"), Qty::ZERO);
 
+    // The position the private stream reported matches the venue's own.
+    let at_venue = venue_position(&m, venue);
+    assert!(at_venue.raw() > 0, "long after the fills: {at_venue}");
+    let start = std::time::Instant::now();
+    while gateway_position(&g) != at_venue && start.elapsed().as_secs() < 10 {
+        g.poll_io(Some(std::time::Duration::from_millis(5)), &mut out);
+    }
+    assert_eq!(gateway_position(&g), at_venue);
+
     // Two resting orders, then cancel-all: both reported canceled, nothing left at the venue.
     for (id, n) in [("rest-a", -30), ("rest-b", -31)] {
         submit(

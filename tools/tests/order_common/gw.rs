@@ -206,3 +206,37 @@ pub fn open_count(m: &MockExchange, venue: Venue) -> Vec<String> {
         .map(|v| v[key].as_str().unwrap().to_string())
         .collect()
 }
+
+/// The venue's signed position in BTCUSDT (REST, parsed by the gateway's own account parsers).
+pub fn venue_position(m: &MockExchange, venue: Venue) -> Qty {
+    use qalpha_venues::gateway::{account, binance, bybit};
+    let sym = Symbol::parse("BTCUSDT").unwrap();
+    let ts = venue_ms(m, venue);
+    let req = match venue {
+        Venue::BinanceUsdm => binance::rest_positions(&signer(), Some(sym), ts),
+        Venue::BybitLinear => bybit::rest_positions(&signer(), Some(sym), ts),
+    };
+    let r = qalpha_engine::transport::rest::request(
+        req.method.as_str(),
+        &format!("https://{}{}", m.addr, req.target()),
+        &req.headers,
+        req.body.as_bytes(),
+        Some(&qalpha_engine::transport::tls::client_config(m.ca_file.as_deref()).unwrap()),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let list = match venue {
+        Venue::BinanceUsdm => account::binance_position_risk(&r.body),
+        Venue::BybitLinear => account::bybit_position_list(&r.body),
+    }
+    .unwrap();
+    list.iter()
+        .find(|p| p.symbol == sym)
+        .map_or(Qty::ZERO, |p| p.size)
+}
+
+/// The gateway's view of the BTCUSDT position (zero before the venue reported one).
+pub fn gateway_position(g: &Gateway) -> Qty {
+    g.position(Symbol::parse("BTCUSDT").unwrap())
+        .map_or(Qty::ZERO, |p| p.size)
+}

@@ -9,6 +9,7 @@
 //!   Trade WebSocket's `order.create…` messages (C.5–C.7); private `order` and `execution` topics →
 //!   execution reports.
 
+pub mod account;
 pub mod binance;
 pub mod bybit;
 pub mod conn;

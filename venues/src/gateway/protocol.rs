@@ -15,6 +15,7 @@ use qalpha_engine::order::{ClientOrderId, ExecReport, OrderAction};
 use qalpha_engine::{Side, Symbol, Venue};
 use serde_json::Value;
 
+use super::account::{binance_position_risk, bybit_position_list, VenuePosition};
 use super::request::{Method, SignedRequest};
 use super::snapshot::{binance_order, bybit_order, OrderSnapshot};
 use super::{binance, bybit, hash_order_id};
@@ -322,6 +323,29 @@ impl Protocol {
         }
     }
 
+    /// Positions (one symbol's, or every one), for reconciliation.
+    pub fn rest_positions(&self, symbol: Option<Symbol>, ts: u64) -> SignedRequest {
+        match self.venue {
+            Venue::BinanceUsdm => binance::rest_positions(&self.signer, symbol, ts),
+            Venue::BybitLinear => bybit::rest_positions(&self.signer, symbol, ts),
+        }
+    }
+
+    /// The positions in a positions answer.
+    pub fn parse_positions(&self, status: u16, body: &[u8]) -> Result<Vec<VenuePosition>, String> {
+        let err = match self.venue {
+            Venue::BinanceUsdm => parse_binance(status, body),
+            Venue::BybitLinear => parse_bybit(status, body),
+        };
+        if let Some(e) = err {
+            return Err(e.to_string());
+        }
+        match self.venue {
+            Venue::BinanceUsdm => binance_position_risk(body),
+            Venue::BybitLinear => bybit_position_list(body),
+        }
+    }
+
     /// Bybit: the `auth` message for the private and Trade WebSockets.
     pub fn ws_auth(&self, expires_ms: u64) -> Option<String> {
         (self.venue == Venue::BybitLinear).then(|| bybit::ws_auth(&self.signer, expires_ms))
@@ -331,9 +355,9 @@ impl Protocol {
     pub fn private_subscribe(&self, dcp: bool) -> Option<String> {
         (self.venue == Venue::BybitLinear).then(|| {
             let topics = if dcp {
-                r#""order","execution","dcp""#
+                r#""order","execution","position","wallet","dcp""#
             } else {
-                r#""order","execution""#
+                r#""order","execution","position","wallet""#
             };
             format!("{{\"req_id\":\"sub\",\"op\":\"subscribe\",\"args\":[{topics}]}}")
         })

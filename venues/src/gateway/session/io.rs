@@ -11,8 +11,10 @@ use qalpha_engine::Venue;
 
 use super::{
     client_of, Gateway, Pending, Via, HANDSHAKE_DEADLINE, LISTEN_KEY_KEEPALIVE, PING_EVERY,
+    POSITIONS_EVERY,
 };
 use crate::errors::RetryPolicy;
+use crate::gateway::account::private_account;
 use crate::gateway::protocol::WsMessage;
 use crate::gateway::request::Method;
 
@@ -107,6 +109,11 @@ impl Gateway {
             for r in &reports {
                 self.tracker.on_report(r, out);
             }
+            if reports.is_empty() {
+                if let Some(u) = private_account(self.frames.get(i).1) {
+                    self.apply_account(u);
+                }
+            }
         }
         if became_ready {
             self.private_ready_now(out);
@@ -149,6 +156,10 @@ impl Gateway {
         self.private_ws.set_ready();
         if self.private_ws.opened > 1 || self.tracker.has_open() {
             let _ = self.reconcile(false, out);
+        }
+        if self.private_ws.opened > 1 {
+            // Fills missed while the stream was down moved the position too.
+            let _ = self.refresh_positions();
         }
     }
 
@@ -214,6 +225,9 @@ impl Gateway {
             && now.duration_since(self.last_reconcile) >= self.cfg.reconcile_every
         {
             let _ = self.reconcile(false, out);
+        }
+        if !self.private_ws.ready && now.duration_since(self.last_positions) >= POSITIONS_EVERY {
+            let _ = self.refresh_positions();
         }
         // Keep-alives.
         for c in [&mut self.order_ws, &mut self.private_ws] {

@@ -51,6 +51,7 @@ mod io;
 mod throttle;
 mod venue_sync;
 
+use super::account::{AccountUpdate, Balance, VenuePosition};
 use super::conn::{Conn, FrameBuf};
 use super::protocol::{Answer, Protocol};
 use super::tracker::{blank, Tracker, TrackerStats};
@@ -66,6 +67,8 @@ const PRIVATE_WS: Token = Token(2);
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// Binance listenKeys live 60 min; keep alive every 30.
 const LISTEN_KEY_KEEPALIVE: Duration = Duration::from_secs(30 * 60);
+/// Position poll interval while the private stream is down.
+const POSITIONS_EVERY: Duration = Duration::from_secs(2);
 /// A connection that is not ready this long after it started is dropped and retried.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -227,6 +230,10 @@ pub struct Gateway {
     rules: HashMap<Symbol, InstrumentRules>,
     /// Client-side rate limits.
     throttle: throttle::Throttle,
+    /// The venue's positions and balances (private stream, reconciled over REST).
+    positions: HashMap<Symbol, VenuePosition>,
+    balances: HashMap<String, Balance>,
+    last_positions: Instant,
     pub stats: GatewayStats,
 }
 
@@ -275,6 +282,9 @@ impl Gateway {
             backlog: Vec::new(),
             rules: HashMap::new(),
             throttle: throttle::Throttle::new(cfg.venue),
+            positions: HashMap::new(),
+            balances: HashMap::new(),
+            last_positions: now,
             stats: GatewayStats {
                 orders: 0,
                 cancels: 0,
@@ -316,6 +326,7 @@ impl Gateway {
         }
         let mut out = Vec::new();
         g.reconcile(true, &mut out).map_err(fail)?;
+        g.refresh_positions().map_err(fail)?;
         g.backlog = out;
         if g.cfg.via == Via::Ws && g.cfg.order_ws_url.is_some() {
             g.start_order_ws();
@@ -327,6 +338,21 @@ impl Gateway {
     /// Orders the gateway believes open.
     pub fn open_orders(&self) -> impl Iterator<Item = &super::tracker::Tracked> + '_ {
         self.tracker.open()
+    }
+
+    /// The venue's position in `symbol` as last reported (private stream or reconciliation).
+    pub fn position(&self, symbol: Symbol) -> Option<VenuePosition> {
+        self.positions.get(&symbol).copied()
+    }
+
+    /// Every position the venue reported (flat ones included once seen).
+    pub fn positions(&self) -> impl Iterator<Item = &VenuePosition> + '_ {
+        self.positions.values()
+    }
+
+    /// Balances by asset, as last reported.
+    pub fn balance(&self, asset: &str) -> Option<&Balance> {
+        self.balances.get(asset)
     }
 
     /// Whether the order WebSocket / private stream is ready now.
@@ -639,6 +665,18 @@ fn rule_code(v: Venue, e: Option<&RuleError>) -> i32 {
         (Venue::BinanceUsdm, _) => -1121,
         (Venue::BybitLinear, Some(RuleError::NotionalTooSmall { .. })) => 110094,
         (Venue::BybitLinear, _) => 10001,
+    }
+}
+
+impl Gateway {
+    /// Applies what the venue said about the account.
+    fn apply_account(&mut self, u: AccountUpdate) {
+        for p in u.positions {
+            self.positions.insert(p.symbol, p);
+        }
+        for b in u.balances {
+            self.balances.insert(b.asset.clone(), b);
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use qalpha_engine::{Symbol, Venue};
 use super::{client_of, rule_code, unknown_code, Gateway};
 use crate::clock_sync::TimeSample;
 use crate::errors::ErrorKind;
+use crate::gateway::account::AccountUpdate;
 use crate::gateway::request::SignedRequest;
 use crate::instrument::{parse_binance_exchange_info, parse_bybit_instruments, RuleError};
 
@@ -166,6 +167,28 @@ impl Gateway {
                 Err(code)
             }
         }
+    }
+
+    /// Positions of the configured symbols and of every open order's symbol, from the venue
+    /// (Binance `positionRisk` weighs 5; skipped past the weight budget).
+    pub(super) fn refresh_positions(&mut self) -> Result<(), String> {
+        self.last_positions = Instant::now();
+        if let Err(t) = self.throttle.weight.try_acquire(5, now_ns()) {
+            self.stats.throttled += 1;
+            return Err(t.to_string());
+        }
+        let req = self
+            .proto
+            .rest_positions(None, self.clock.server_ms(now_ns()));
+        let (status, body) = self
+            .rest_call(&req)
+            .map_err(|()| "positions: no answer".to_string())?;
+        let positions = self.proto.parse_positions(status, &body)?;
+        self.apply_account(AccountUpdate {
+            positions,
+            balances: Vec::new(),
+        });
+        Ok(())
     }
 
     pub(super) fn sync_clock(&mut self) -> Result<(), String> {
