@@ -216,3 +216,33 @@ fn bybit_order_types_over_the_trade_websocket() {
 fn bybit_order_types_over_rest() {
     order_types(Venue::BybitLinear, Via::Rest);
 }
+
+/// A venue refusal that no retry can fix (insufficient margin: `reject=1`) is reported at once with
+/// the venue's code, on both venues and both paths, and never retried.
+#[test]
+fn margin_rejects_are_final_on_both_venues_and_paths() {
+    for venue in [Venue::BinanceUsdm, Venue::BybitLinear] {
+        for via in [Via::Ws, Via::Rest] {
+            let dir = tempfile::tempdir().unwrap();
+            let m = mock(venue, synthetic(), "reject=1", dir.path());
+            let mut g = connect(&m, venue, via, true);
+            let mut out = Vec::new();
+            let o = resting(&m, venue, "no-margin");
+            g.submit(&cmd(&o, OrderAction::New(o)), &mut out);
+            assert!(pump(&mut g, &mut out, |o| has(
+                o,
+                "no-margin",
+                ExecKind::Rejected
+            )));
+            let r = out.iter().find(|r| r.kind == ExecKind::Rejected).unwrap();
+            let code = if venue == Venue::BinanceUsdm {
+                -2019
+            } else {
+                110007
+            };
+            assert_eq!(r.reason, code, "{venue:?} {via:?}");
+            let s = g.finish();
+            assert_eq!((s.retries, s.venue_errors), (0, 1), "{s:?}");
+        }
+    }
+}
