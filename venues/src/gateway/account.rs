@@ -5,6 +5,8 @@
 use qalpha_engine::{Price, Qty, Symbol};
 use serde_json::Value;
 
+use super::json;
+
 /// One symbol's position at the venue (one-way mode).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VenuePosition {
@@ -30,25 +32,6 @@ pub struct AccountUpdate {
     pub balances: Vec<Balance>,
 }
 
-fn q(v: &Value) -> Option<Qty> {
-    v.as_str()
-        .filter(|s| !s.is_empty())
-        .and_then(|s| Qty::parse(s).ok())
-}
-
-fn p(v: &Value) -> Price {
-    v.as_str()
-        .filter(|s| !s.is_empty())
-        .and_then(|s| Price::parse(s).ok())
-        .unwrap_or(Price::ZERO)
-}
-
-fn ms(v: &Value) -> u64 {
-    v.as_u64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .unwrap_or(0)
-}
-
 fn symbol(v: &Value) -> Option<Symbol> {
     Symbol::parse(v.as_str()?)
 }
@@ -63,9 +46,9 @@ pub fn binance_position_risk(body: &[u8]) -> Result<Vec<VenuePosition>, String> 
         .filter_map(|r| {
             Some(VenuePosition {
                 symbol: symbol(&r["symbol"])?,
-                size: q(&r["positionAmt"])?,
-                entry_price: p(&r["entryPrice"]),
-                exch_ms: ms(&r["updateTime"]),
+                size: json::qty(&r["positionAmt"])?,
+                entry_price: json::price(&r["entryPrice"]),
+                exch_ms: json::ms(&r["updateTime"]),
             })
         })
         .collect())
@@ -84,21 +67,21 @@ fn bybit_position(r: &Value) -> Option<VenuePosition> {
     if r["positionIdx"].as_u64().is_some_and(|i| i != 0) {
         return None; // hedge-mode rows
     }
-    let size = q(&r["size"])?;
+    let size = json::qty(&r["size"])?;
     let signed = match r["side"].as_str() {
         Some("Sell") => Qty(-size.raw()),
         Some("Buy") => size,
         _ => Qty::ZERO,
     };
-    let entry = match p(&r["entryPrice"]) {
-        Price::ZERO => p(&r["avgPrice"]),
+    let entry = match json::price(&r["entryPrice"]) {
+        Price::ZERO => json::price(&r["avgPrice"]),
         e => e,
     };
     Some(VenuePosition {
         symbol: symbol(&r["symbol"])?,
         size: signed,
         entry_price: entry,
-        exch_ms: ms(&r["updatedTime"]),
+        exch_ms: json::ms(&r["updatedTime"]),
     })
 }
 
@@ -108,7 +91,7 @@ pub fn private_account(frame: &[u8]) -> Option<AccountUpdate> {
     let v: Value = serde_json::from_slice(frame).ok()?;
     if v["e"] == "ACCOUNT_UPDATE" {
         let a = &v["a"];
-        let t = ms(&v["T"]);
+        let t = json::ms(&v["T"]);
         return Some(AccountUpdate {
             positions: a["P"]
                 .as_array()
@@ -119,8 +102,8 @@ pub fn private_account(frame: &[u8]) -> Option<AccountUpdate> {
                 .filter_map(|r| {
                     Some(VenuePosition {
                         symbol: symbol(&r["s"])?,
-                        size: q(&r["pa"])?,
-                        entry_price: p(&r["ep"]),
+                        size: json::qty(&r["pa"])?,
+                        entry_price: json::price(&r["ep"]),
                         exch_ms: t,
                     })
                 })
@@ -133,7 +116,7 @@ pub fn private_account(frame: &[u8]) -> Option<AccountUpdate> {
                 .filter_map(|b| {
                     Some(Balance {
                         asset: b["a"].as_str()?.to_string(),
-                        wallet: q(&b["wb"])?,
+                        wallet: json::qty(&b["wb"])?,
                     })
                 })
                 .collect(),
@@ -157,7 +140,7 @@ pub fn private_account(frame: &[u8]) -> Option<AccountUpdate> {
                 .filter_map(|c| {
                     Some(Balance {
                         asset: c["coin"].as_str()?.to_string(),
-                        wallet: q(&c["walletBalance"])?,
+                        wallet: json::qty(&c["walletBalance"])?,
                     })
                 })
                 .collect(),

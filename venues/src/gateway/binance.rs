@@ -3,6 +3,7 @@
 use qalpha_engine::order::{ClientOrderId, ExecKind, ExecReport, NewOrder, OrderType, TimeInForce};
 use qalpha_engine::{Price, Qty, Side, Symbol, Venue};
 
+use super::json;
 use super::request::{Method, SignedRequest};
 use crate::sign::Signer;
 
@@ -220,17 +221,6 @@ pub fn ws_request(
     format!("{{\"id\":\"{id}\",\"method\":\"{method}\",\"params\":{{{fields}}}}}")
 }
 
-fn dec_q(v: &serde_json::Value) -> Qty {
-    v.as_str()
-        .and_then(|s| Qty::parse(s).ok())
-        .unwrap_or(Qty::ZERO)
-}
-fn dec_p(v: &serde_json::Value) -> Price {
-    v.as_str()
-        .and_then(|s| Price::parse(s).ok())
-        .unwrap_or(Price::ZERO)
-}
-
 /// Why a user-stream message could not become a report.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("binance user stream: {0}")]
@@ -280,10 +270,10 @@ pub fn parse_order_update(
         }
         other => return Err(UserStreamError(format!("unknown execution type {other:?}"))),
     };
-    let qty = dec_q(&o["q"]);
-    let cum = dec_q(&o["z"]);
+    let qty = json::qty_or_zero(&o["q"]);
+    let cum = json::qty_or_zero(&o["z"]);
     // Commission is absent when there is none; a rebate arrives negative.
-    let fee = dec_q(&o["n"]);
+    let fee = json::qty_or_zero(&o["n"]);
     Ok(Some(ExecReport {
         venue: Venue::BinanceUsdm,
         symbol,
@@ -291,8 +281,8 @@ pub fn parse_order_update(
         venue_order_id: o["i"].as_u64().unwrap_or(0),
         kind,
         side,
-        last_px: dec_p(&o["L"]),
-        last_qty: dec_q(&o["l"]),
+        last_px: json::price(&o["L"]),
+        last_qty: json::qty_or_zero(&o["l"]),
         cum_qty: cum,
         leaves_qty: if matches!(status, "NEW" | "PARTIALLY_FILLED") {
             Qty(qty.raw() - cum.raw())

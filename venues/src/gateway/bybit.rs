@@ -4,8 +4,8 @@
 use qalpha_engine::order::{ClientOrderId, ExecKind, ExecReport, NewOrder, OrderType, TimeInForce};
 use qalpha_engine::{Price, Qty, Side, Symbol, Venue};
 
-use super::hash_order_id;
 use super::request::{Method, SignedRequest};
+use super::{hash_order_id, json};
 use crate::sign::Signer;
 
 /// Default `X-BAPI-RECV-WINDOW` (ms).
@@ -202,26 +202,6 @@ pub fn ws_auth(signer: &Signer, expires_ms: u64) -> String {
 #[error("bybit private stream: {0}")]
 pub struct PrivateStreamError(pub String);
 
-fn dec_q(v: &serde_json::Value) -> Qty {
-    // Empty strings mean "not applicable" (DATA.md §5.5): zero here, never a parse of "".
-    v.as_str()
-        .filter(|s| !s.is_empty())
-        .and_then(|s| Qty::parse(s).ok())
-        .unwrap_or(Qty::ZERO)
-}
-fn dec_p(v: &serde_json::Value) -> Price {
-    v.as_str()
-        .filter(|s| !s.is_empty())
-        .and_then(|s| Price::parse(s).ok())
-        .unwrap_or(Price::ZERO)
-}
-fn ms(v: &serde_json::Value) -> u64 {
-    v.as_str()
-        .and_then(|s| s.parse().ok())
-        .or_else(|| v.as_u64())
-        .unwrap_or(0)
-}
-
 fn common(e: &serde_json::Value) -> Result<(Symbol, ClientOrderId, u64, Side), PrivateStreamError> {
     let symbol = e["symbol"]
         .as_str()
@@ -267,12 +247,12 @@ pub fn parse_private(frame: &[u8], recv_ns: u64) -> Result<Vec<ExecReport>, Priv
             side,
             last_px: Price::ZERO,
             last_qty: Qty::ZERO,
-            cum_qty: dec_q(&e["cumExecQty"]),
-            leaves_qty: dec_q(&e["leavesQty"]),
+            cum_qty: json::qty_or_zero(&e["cumExecQty"]),
+            leaves_qty: json::qty_or_zero(&e["leavesQty"]),
             fee: Qty::ZERO,
             is_maker: false,
             reason: 0,
-            exch_ms: ms(&e["updatedTime"]),
+            exch_ms: json::ms(&e["updatedTime"]),
             recv_ns,
         };
         match topic.split('.').next() {
@@ -312,12 +292,12 @@ pub fn parse_private(frame: &[u8], recv_ns: u64) -> Result<Vec<ExecReport>, Priv
                 ) {
                     continue; // funding, settlement: accounting events, not order fills
                 }
-                let order_qty = dec_q(&e["orderQty"]);
-                let leaves = dec_q(&e["leavesQty"]);
+                let order_qty = json::qty_or_zero(&e["orderQty"]);
+                let leaves = json::qty_or_zero(&e["leavesQty"]);
                 let cum = if order_qty.raw() > 0 {
                     Qty(order_qty.raw() - leaves.raw())
                 } else {
-                    dec_q(&e["execQty"])
+                    json::qty_or_zero(&e["execQty"])
                 };
                 out.push(ExecReport {
                     kind: if leaves.is_zero() {
@@ -325,13 +305,13 @@ pub fn parse_private(frame: &[u8], recv_ns: u64) -> Result<Vec<ExecReport>, Priv
                     } else {
                         ExecKind::PartialFill
                     },
-                    last_px: dec_p(&e["execPrice"]),
-                    last_qty: dec_q(&e["execQty"]),
+                    last_px: json::price(&e["execPrice"]),
+                    last_qty: json::qty_or_zero(&e["execQty"]),
                     cum_qty: cum,
                     leaves_qty: leaves,
-                    fee: dec_q(&e["execFee"]),
+                    fee: json::qty_or_zero(&e["execFee"]),
                     is_maker: e["isMaker"].as_bool().unwrap_or(false),
-                    exch_ms: ms(&e["execTime"]),
+                    exch_ms: json::ms(&e["execTime"]),
                     ..base
                 });
             }

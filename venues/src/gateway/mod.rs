@@ -13,6 +13,7 @@ pub mod account;
 pub mod binance;
 pub mod bybit;
 pub mod conn;
+pub mod json;
 pub mod protocol;
 pub mod request;
 pub mod session;

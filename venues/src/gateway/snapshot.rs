@@ -6,7 +6,7 @@ use qalpha_engine::order::ClientOrderId;
 use qalpha_engine::{Price, Qty, Symbol};
 use serde_json::Value;
 
-use super::hash_order_id;
+use super::{hash_order_id, json};
 
 /// An order's status at the venue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,25 +44,6 @@ pub struct OrderSnapshot {
     pub exch_ms: u64,
 }
 
-fn dec_q(v: &Value) -> Option<Qty> {
-    v.as_str()
-        .filter(|s| !s.is_empty())
-        .and_then(|s| Qty::parse(s).ok())
-}
-
-fn dec_p(v: &Value) -> Price {
-    v.as_str()
-        .filter(|s| !s.is_empty())
-        .and_then(|s| Price::parse(s).ok())
-        .unwrap_or(Price::ZERO)
-}
-
-fn ms(v: &Value) -> u64 {
-    v.as_u64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .unwrap_or(0)
-}
-
 fn side(v: &Value) -> Option<qalpha_engine::Side> {
     match v.as_str()? {
         "BUY" | "Buy" => Some(qalpha_engine::Side::Buy),
@@ -88,14 +69,14 @@ pub fn binance_order(v: &Value) -> Option<OrderSnapshot> {
         venue_order_id: v["orderId"].as_u64()?,
         status,
         side: side(&v["side"])?,
-        price: dec_p(&v["price"]),
-        qty: dec_q(&v["origQty"]).unwrap_or(Qty::ZERO),
-        cum_qty: dec_q(&v["executedQty"]).unwrap_or(Qty::ZERO),
-        cum_quote: dec_q(&v["cumQuote"]),
-        avg_price: dec_p(&v["avgPrice"]),
+        price: json::price(&v["price"]),
+        qty: json::qty(&v["origQty"]).unwrap_or(Qty::ZERO),
+        cum_qty: json::qty(&v["executedQty"]).unwrap_or(Qty::ZERO),
+        cum_quote: json::qty(&v["cumQuote"]),
+        avg_price: json::price(&v["avgPrice"]),
         reduce_only: v["reduceOnly"].as_bool().unwrap_or(false),
         post_only: v["timeInForce"] == "GTX",
-        exch_ms: ms(&v["updateTime"]),
+        exch_ms: json::ms(&v["updateTime"]),
     })
 }
 
@@ -125,14 +106,14 @@ pub fn bybit_order(v: &Value) -> Option<OrderSnapshot> {
         venue_order_id: hash_order_id(oid),
         status,
         side: side(&v["side"])?,
-        price: dec_p(&v["price"]),
-        qty: dec_q(&v["qty"]).unwrap_or(Qty::ZERO),
-        cum_qty: dec_q(&v["cumExecQty"]).unwrap_or(Qty::ZERO),
-        cum_quote: dec_q(&v["cumExecValue"]),
-        avg_price: dec_p(&v["avgPrice"]),
+        price: json::price(&v["price"]),
+        qty: json::qty(&v["qty"]).unwrap_or(Qty::ZERO),
+        cum_qty: json::qty(&v["cumExecQty"]).unwrap_or(Qty::ZERO),
+        cum_quote: json::qty(&v["cumExecValue"]),
+        avg_price: json::price(&v["avgPrice"]),
         reduce_only: v["reduceOnly"].as_bool().unwrap_or(false),
         post_only: v["timeInForce"] == "PostOnly",
-        exch_ms: ms(&v["updatedTime"]),
+        exch_ms: json::ms(&v["updatedTime"]),
     })
 }
 
