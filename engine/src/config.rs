@@ -24,11 +24,21 @@
 //!
 //! [recorder]
 //! rotate_bytes = 1073741824
+//!
+//! [risk]              # optional: read by `qalpha_risk::RiskConfig::from_engine`
+//! daily_loss_limit = "300"
+//!
+//! [strategy]          # optional: read by the strategy crate
 //! ```
 //!
 //! URLs left out fall back to the venue's own for the mode (`qalpha_venues::endpoints`, which
 //! parses `mode`; the engine does not depend on the venues crate, so the mode is kept as text here
 //! and checked against [`MODES`]).
+//!
+//! `[risk]` and `[strategy]` are carried as raw tables and checked by the crates that own them (the
+//! engine depends on neither). [`apply_set`] and [`parse_with_overrides`] apply `--set key.path=value`
+//! overrides to the document before it is read, so every key, theirs included, can be overridden
+//! from the command line.
 
 use std::path::{Path, PathBuf};
 
@@ -69,6 +79,13 @@ pub struct EngineConfig {
     /// with [`EngineConfig::order_entry_of`], which covers venues added in code).
     pub order_entry: Vec<OrderEntryConfig>,
     pub recorder: RecorderConfig,
+    /// The raw `[risk]` table (checked by `qalpha_risk::RiskConfig::from_engine`); `None` when absent.
+    pub risk: Option<toml::Table>,
+    /// The raw `[strategy]` table (checked by the strategy crate); `None` when absent.
+    pub strategy: Option<toml::Table>,
+    /// Where the config came from (the file, or what [`EngineConfig::parse`] was told), for the
+    /// errors of the crates that read `risk` / `strategy`; empty for a config built in code.
+    pub origin: String,
 }
 
 /// One feed thread.
@@ -89,6 +106,9 @@ impl Default for EngineConfig {
             venues: Vec::new(),
             order_entry: Vec::new(),
             recorder: RecorderConfig::default(),
+            risk: None,
+            strategy: None,
+            origin: String::new(),
         }
     }
 }
@@ -160,6 +180,8 @@ struct ConfigFile {
     venues: Vec<VenueEntry>,
     #[serde(default)]
     recorder: RecorderConfig,
+    risk: Option<toml::Table>,
+    strategy: Option<toml::Table>,
 }
 
 /// A `[[venues]]` entry as written.
@@ -213,6 +235,9 @@ impl From<ConfigFile> for EngineConfig {
             venues,
             order_entry,
             recorder: f.recorder,
+            risk: f.risk,
+            strategy: f.strategy,
+            origin: String::new(),
         }
     }
 }
@@ -280,8 +305,29 @@ impl EngineConfig {
             path: origin.to_string(),
             why: e.to_string(),
         })?;
-        cfg.validate(origin)?;
-        Ok(cfg)
+        cfg.checked(origin)
+    }
+
+    /// [`EngineConfig::load`] with `--set key.path=value` overrides applied (see [`apply_set`]);
+    /// without a file the document starts empty, so `--set` alone can describe a config.
+    pub fn load_with_overrides(path: Option<&Path>, sets: &[String]) -> Result<Self, ConfigError> {
+        match path {
+            Some(path) => {
+                let p = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: p.clone(),
+                    source,
+                })?;
+                parse_with_overrides(&text, &p, sets)
+            }
+            None => parse_with_overrides("", SET_ORIGIN, sets),
+        }
+    }
+
+    fn checked(mut self, origin: &str) -> Result<Self, ConfigError> {
+        self.validate(origin)?;
+        self.origin = origin.to_string();
+        Ok(self)
     }
 
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
@@ -336,6 +382,85 @@ impl EngineConfig {
     pub fn wait_of(t: &FeedThreadConfig) -> WaitMode {
         WaitMode::parse(&t.wait).unwrap_or(WaitMode::Yield)
     }
+}
+
+/// The origin named in errors about a config made of `--set` overrides alone.
+const SET_ORIGIN: &str = "--set";
+
+/// Applies one `--set key.path=value` override to a parsed document.
+///
+/// The value is read as a TOML value (`1`, `1.5`, `"x"`, `true`, `[1, 2]`, `{ a = 1 }`), else taken
+/// as a plain string (`--set mode=live`). Missing tables on the dotted path are created; a path
+/// that runs through a value that is not a table (an array such as `venues`, a number) is refused.
+pub fn apply_set(doc: &mut toml::Table, assignment: &str) -> Result<(), ConfigError> {
+    let bad = |why: &str| ConfigError::Invalid {
+        path: SET_ORIGIN.to_string(),
+        why: format!("{assignment:?}: {why}"),
+    };
+    let (path, value) = assignment
+        .split_once('=')
+        .ok_or_else(|| bad("expected key.path=value"))?;
+    let keys: Vec<&str> = path.trim().split('.').map(str::trim).collect();
+    if keys.iter().any(|k| k.is_empty()) {
+        return Err(bad(
+            "empty key: write the dotted key before '=' (risk.daily_loss_limit=300)",
+        ));
+    }
+    let value = value.trim();
+    let value = value
+        .parse::<toml::Value>()
+        .unwrap_or_else(|_| toml::Value::String(value.to_string()));
+    let (last, parents) = keys.split_last().ok_or_else(|| bad("empty key"))?;
+    let mut table = doc;
+    for (depth, key) in parents.iter().enumerate() {
+        let slot = table
+            .entry(key.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = match slot {
+            toml::Value::Table(t) => t,
+            other => {
+                return Err(bad(&format!(
+                    "{} is not a table (it holds a value of type {}), so it cannot hold {}",
+                    keys[..=depth].join("."),
+                    other.type_str(),
+                    keys[depth + 1],
+                )))
+            }
+        };
+    }
+    table.insert(last.to_string(), value);
+    Ok(())
+}
+
+/// [`EngineConfig::parse`] with `--set` overrides applied to the document first (in order, so a
+/// later one wins); the result is read and validated exactly as a file is.
+pub fn parse_with_overrides(
+    text: &str,
+    origin: &str,
+    sets: &[String],
+) -> Result<EngineConfig, ConfigError> {
+    if sets.is_empty() {
+        // Straight from the text: its errors keep their line and column.
+        return EngineConfig::parse(text, origin);
+    }
+    let bad = |why: String| ConfigError::Invalid {
+        path: origin.to_string(),
+        why,
+    };
+    let mut doc: toml::Table = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+    for set in sets {
+        apply_set(&mut doc, set)?;
+    }
+    let cfg: EngineConfig = doc
+        .try_into()
+        // Without a text span, the error names the key as "... in `recorder.rotate_bytes`".
+        .map_err(|e: toml::de::Error| {
+            bad(format!(
+                "after --set: {}",
+                e.to_string().trim().replace('\n', " ")
+            ))
+        })?;
+    cfg.checked(origin)
 }
 
 #[cfg(test)]
@@ -446,6 +571,74 @@ dead_man_ms = 1500
             "t.toml"
         )
         .is_ok());
+    }
+}
+
+#[cfg(test)]
+mod overrides {
+    use super::*;
+
+    fn sets(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn set_values_are_toml_else_strings_and_paths_create_tables() {
+        let mut doc = toml::Table::new();
+        for a in [
+            "a.int=1",
+            "a.float = 1.5",
+            "a.quoted=\"x y\"",
+            "a.flag=true",
+            "a.list=[1,2]",
+            "a.plain=BTCUSDT",
+            "a.b.c.d=0.1",
+        ] {
+            apply_set(&mut doc, a).unwrap();
+        }
+        let a = doc["a"].as_table().unwrap();
+        assert_eq!(a["int"].as_integer(), Some(1));
+        assert_eq!(a["float"].as_float(), Some(1.5));
+        assert_eq!(a["quoted"].as_str(), Some("x y"));
+        assert_eq!(a["flag"].as_bool(), Some(true));
+        assert_eq!(a["list"].as_array().map(Vec::len), Some(2));
+        assert_eq!(a["plain"].as_str(), Some("BTCUSDT"));
+        assert_eq!(a["b"]["c"]["d"].as_float(), Some(0.1));
+        for (bad, says) in [
+            ("novalue", "key.path=value"),
+            ("=1", "empty key"),
+            ("a..b=1", "empty key"),
+            ("a.int.x=1", "a.int is not a table"),
+        ] {
+            let e = apply_set(&mut doc, bad).unwrap_err().to_string();
+            assert!(e.contains(says) && e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn overrides_apply_before_validation() {
+        let text = "[[venues]]\nvenue = \"bybit\"\nsymbols = [\"X\"]\n[risk]\nmax_leverage = 5\n";
+        let c = parse_with_overrides(
+            text,
+            "t.toml",
+            &sets(&["mode=testnet", "risk.max_leverage=3", "strategy.k=1"]),
+        )
+        .unwrap();
+        assert_eq!((c.mode.as_str(), c.origin.as_str()), ("testnet", "t.toml"));
+        assert_eq!(c.risk.unwrap()["max_leverage"].as_integer(), Some(3));
+        assert_eq!(c.strategy.unwrap()["k"].as_integer(), Some(1));
+        let e = parse_with_overrides(text, "t.toml", &sets(&["mode=real"])).unwrap_err();
+        assert!(e.to_string().contains("mode = \"real\""), "{e}");
+        let e = parse_with_overrides(text, "t.toml", &sets(&["bogus=1"])).unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e =
+            parse_with_overrides(text, "t.toml", &sets(&["recorder.rotate_bytes=x"])).unwrap_err();
+        assert!(e.to_string().contains("recorder.rotate_bytes"), "{e}");
+        let c =
+            EngineConfig::load_with_overrides(None, &sets(&["risk.daily_loss_limit=1"])).unwrap();
+        assert!(c.venues.is_empty() && c.risk.is_some() && c.strategy.is_none());
+        let plain = EngineConfig::parse(text, "t.toml").unwrap();
+        assert_eq!(plain.risk.unwrap()["max_leverage"].as_integer(), Some(5));
     }
 }
 

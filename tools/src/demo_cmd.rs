@@ -18,7 +18,11 @@
 //! FILE as well). Tick-to-order runs from the `recv_ns` of the market event behind a decision to the
 //! moment the order's bytes were handed to the WebSocket.
 
+mod parts;
 pub mod strategy;
+
+pub use parts::summary_text;
+use parts::{GatewaySummary, RiskSummary, Venues};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -41,9 +45,11 @@ use qalpha_venues::sign::Signer;
 use serde_json::json;
 
 use crate::live_cmd::{effective_config, RecordOverrides};
+use qalpha_risk::engine::RiskEngine;
+use qalpha_risk::RiskConfig;
 use qalpha_venues::fill::FeeSchedule;
-use qalpha_venues::gateway::session::{Gateway, GatewayConfig, GatewayStats, Via};
-use qalpha_venues::paper::{PaperStats, PaperVenue};
+use qalpha_venues::gateway::session::{Gateway, GatewayConfig, Via};
+use qalpha_venues::paper::PaperVenue;
 use strategy::{decimal, QuoterParams, TouchQuoter};
 
 /// The capture bundled with the repository (relative to its root).
@@ -82,6 +88,15 @@ pub struct DemoArgs {
     /// on the engine's own market events; nothing is sent).
     #[arg(long, default_value = "mock")]
     pub mode: String,
+    /// Override a setting, e.g. `--set risk.daily_loss_limit=1` (quote currency); repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// A config file whose `[risk]` section sets the limits (`--set` applies on top).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The risk journal: restored at start (today's PnL, halt state, counters), appended to.
+    #[arg(long)]
+    pub risk_journal: Option<PathBuf>,
 }
 
 /// Where the demo's orders go.
@@ -105,6 +120,10 @@ pub struct DemoOptions {
     pub progress_every: Option<Duration>,
     pub json: Option<PathBuf>,
     pub mode: DemoMode,
+    /// Risk limits (`[risk]`, with `--set risk.key=value` applied).
+    pub risk: RiskConfig,
+    /// Where the risk journal lives (restored at start, appended to).
+    pub risk_journal: Option<PathBuf>,
 }
 
 impl Default for DemoOptions {
@@ -117,6 +136,8 @@ impl Default for DemoOptions {
             progress_every: Some(Duration::from_secs(3)),
             json: None,
             mode: DemoMode::Mock,
+            risk: RiskConfig::default(),
+            risk_journal: None,
         }
     }
 }
@@ -173,6 +194,21 @@ pub struct DemoReport {
     pub expired: u64,
     pub duplicate_orders: u64,
     pub orders_on_stale_book: u64,
+    /// New orders the risk engine refused (never sent) / reduce-only orders it sent.
+    pub risk_rejects: u64,
+    pub risk_orders: u64,
+    /// `active`, `reducing` or `halted` at the end; the switch that halted and when.
+    pub final_state: String,
+    pub halt_reason: Option<String>,
+    pub halted_at_ns: Option<u64>,
+    /// Symbol → signed position (exact decimal) from the risk ledger.
+    pub final_positions: std::collections::BTreeMap<String, String>,
+    /// Orders not final at the end.
+    pub open_orders: u64,
+    /// Risk journal records written this run.
+    pub risk_events: u64,
+    /// Risk refusals by reason.
+    pub risk_rejected_by: std::collections::BTreeMap<String, u64>,
     /// Base quantity at the end, exact decimal.
     pub position: String,
     /// Net PnL (cash flow + position at mid − fees), quote currency, exact decimal.
@@ -351,6 +387,14 @@ fn run_with_mock(
 
     let (strat_res_tx, strat_res_rx) = std::sync::mpsc::channel();
     let v = view.clone();
+    let mut risk = RiskEngine::new(
+        o.risk.clone(),
+        o.risk_journal.as_deref(),
+        qalpha_engine::clock::now_ns(),
+    )
+    .context("risk engine")?;
+    // BTCUSDT's lot step on both venues (instrument rules): risk's position cuts are rounded to it.
+    risk.set_step(Venue::BinanceUsdm, symbol, Qty(100_000));
     let params = QuoterParams {
         venue: Venue::BinanceUsdm,
         symbol,
@@ -358,7 +402,7 @@ fn run_with_mock(
         max_position: Qty::parse("0.01").map_err(|e| anyhow::anyhow!("limit: {e}"))?,
     };
     rt.spawn(&specs[1].name, pl[1], move |p| {
-        let mut q = TouchQuoter::new(params);
+        let mut q = TouchQuoter::with_risk(params, risk);
         let mut checker = ReplayConsumer {
             check_books: true,
             ..Default::default()
@@ -369,6 +413,9 @@ fn run_with_mock(
             while let Ok(r) = rep_rx.pop() {
                 q.on_report(&r);
                 busy = true;
+            }
+            if busy {
+                q.run_risk_actions(qalpha_engine::clock::now_ns(), &mut cmd_tx);
             }
             match md_rx.pop() {
                 Ok(ev) => {
@@ -400,7 +447,8 @@ fn run_with_mock(
         }
         publish(&v, &q, checker.events);
         drop(cmd_tx);
-        let _ = strat_res_tx.send((q.counters, q.ledger, checker));
+        let risk = RiskSummary::of(&mut q);
+        let _ = strat_res_tx.send((q.counters, q.ledger, checker, risk));
     })?;
 
     let (gw_res_tx, gw_res_rx) = std::sync::mpsc::channel();
@@ -456,7 +504,7 @@ fn run_with_mock(
         bail!("engine thread(s) panicked: {panicked:?}");
     }
     let feed = feed_res_rx.recv().context("feed thread result")?;
-    let (c, ledger, checker) = strat_res_rx.recv().context("strategy thread result")?;
+    let (c, ledger, checker, risk) = strat_res_rx.recv().context("strategy thread result")?;
     let g = gw_res_rx.recv().context("gateway thread result")?;
     Ok(DemoReport {
         frames: feed.frames,
@@ -476,6 +524,15 @@ fn run_with_mock(
         expired: c.expired,
         duplicate_orders: g.duplicate_orders,
         orders_on_stale_book: c.orders_on_stale_book,
+        risk_rejects: c.risk_rejects,
+        risk_orders: c.risk_orders,
+        final_state: risk.final_state,
+        halt_reason: risk.halt_reason,
+        halted_at_ns: risk.halted_at_ns,
+        final_positions: risk.final_positions,
+        open_orders: risk.open_orders,
+        risk_events: risk.risk_events,
+        risk_rejected_by: risk.rejected_by,
         position: decimal(ledger.position as i128, 8),
         pnl: decimal(ledger.net(), 16),
         pnl_before_fees: decimal(ledger.gross(), 16),
@@ -497,62 +554,6 @@ fn run_with_mock(
     })
 }
 
-/// The demo's venue side: the engine's gateway to the mock, or the paper venue.
-enum Venues {
-    Gateway(Box<Gateway>),
-    Paper(Box<PaperVenue>),
-}
-
-/// What the venue side hands back, whichever it was.
-struct GatewaySummary {
-    cancels: u64,
-    duplicate_orders: u64,
-    tick_to_wire: Histogram<u64>,
-    tick_to_answer: Histogram<u64>,
-    ws_requests: u64,
-    rest_requests: u64,
-    reconciliations: u64,
-    private_reconnects: u64,
-    transport_errors: u64,
-    clock_offset_ns: i64,
-    last_error: Option<String>,
-}
-
-impl GatewaySummary {
-    fn from_gateway(g: GatewayStats) -> Self {
-        Self {
-            cancels: g.cancels,
-            duplicate_orders: g.tracker.duplicate_orders,
-            tick_to_wire: g.tick_to_wire,
-            tick_to_answer: g.tick_to_answer,
-            ws_requests: g.ws_requests,
-            rest_requests: g.rest_requests,
-            reconciliations: g.reconciliations,
-            private_reconnects: g.private_reconnects,
-            transport_errors: g.transport_errors,
-            clock_offset_ns: g.clock_offset_ns,
-            last_error: g.last_error,
-        }
-    }
-
-    /// Paper: tick-to-order ends where the order reaches the paper venue; its answer is immediate.
-    fn from_paper(p: PaperStats) -> Self {
-        Self {
-            cancels: p.cancels,
-            duplicate_orders: p.duplicate_orders,
-            tick_to_answer: p.tick_to_order.clone(),
-            tick_to_wire: p.tick_to_order,
-            ws_requests: 0,
-            rest_requests: 0,
-            reconciliations: 0,
-            private_reconnects: 0,
-            transport_errors: 0,
-            clock_offset_ns: 0,
-            last_error: None,
-        }
-    }
-}
-
 fn publish(v: &LiveView, q: &TouchQuoter, events: u64) {
     v.events.store(events, Ordering::Relaxed);
     v.orders.store(q.counters.orders, Ordering::Relaxed);
@@ -560,40 +561,6 @@ fn publish(v: &LiveView, q: &TouchQuoter, events: u64) {
     v.fills.store(q.counters.fills, Ordering::Relaxed);
     v.rejects.store(q.counters.rejects, Ordering::Relaxed);
     v.position.store(q.ledger.position, Ordering::Relaxed);
-}
-
-/// The human summary printed on stdout.
-pub fn summary_text(r: &DemoReport) -> String {
-    format!(
-        "demo: {:.1}s at {}x of the bundled capture\n\
-         market: {} frames, {} events, {} book checks, {} mismatches, {} resyncs, {} reconnects\n\
-         orders: {} sent, {} acked, {} fills, {} rejects, {} cancels sent, {} duplicates, {} on a stale book\n\
-         position {} BTC, PnL {} USDT (before fees {}, fees {})\n\
-         tick-to-order p50 {:.1} µs, p99 {:.1} µs; tick-to-answer p50 {:.1} µs, p99 {:.1} µs",
-        r.elapsed_s,
-        r.speed,
-        r.frames,
-        r.events,
-        r.book_checks,
-        r.book_mismatches,
-        r.resyncs,
-        r.reconnects,
-        r.orders,
-        r.acks,
-        r.fills,
-        r.rejects,
-        r.cancels,
-        r.duplicate_orders,
-        r.orders_on_stale_book,
-        r.position,
-        r.pnl,
-        r.pnl_before_fees,
-        r.fees,
-        r.tick_to_order.p50_us,
-        r.tick_to_order.p99_us,
-        r.tick_to_answer.p50_us,
-        r.tick_to_answer.p99_us,
-    )
 }
 
 /// Runs `qalpha demo`.
@@ -605,8 +572,13 @@ pub fn run(a: DemoArgs) -> Result<()> {
         "paper" => DemoMode::Paper,
         m => bail!("--mode {m:?}: use mock or paper"),
     };
+    let cfg =
+        qalpha_engine::config::EngineConfig::load_with_overrides(a.config.as_deref(), &a.sets)?;
+    let risk = RiskConfig::from_engine(&cfg)?;
     let o = DemoOptions {
         mode,
+        risk,
+        risk_journal: a.risk_journal,
         duration: a.duration,
         speed: a.speed,
         capture: a.capture.unwrap_or_else(default_capture),

@@ -40,6 +40,7 @@ fn demo_trades_against_the_mock_and_writes_its_summary() {
         progress_every: None,
         json: Some(json_path.clone()),
         mode: DemoMode::Mock,
+        ..Default::default()
     };
     let r = run_demo(&o, Arc::new(AtomicBool::new(false))).unwrap();
     assert!(r.frames > 1000, "{r:?}");
@@ -81,6 +82,7 @@ fn demo_in_paper_mode_fills_locally() {
         progress_every: None,
         json: None,
         mode: DemoMode::Paper,
+        ..Default::default()
     };
     let r = run_demo(&o, Arc::new(AtomicBool::new(false))).unwrap();
     assert_eq!(r.mode, Some(DemoMode::Paper));

@@ -23,6 +23,8 @@ use qalpha_engine::order::{
 };
 use qalpha_engine::ring::Producer;
 use qalpha_engine::{clock, Price, Qty, Side, Symbol, Venue, FIXED_SCALE};
+use qalpha_risk::engine::{RiskAction, RiskEngine};
+use qalpha_risk::RiskState;
 
 /// What the quoter trades and how much.
 #[derive(Clone, Copy, Debug)]
@@ -53,7 +55,19 @@ pub struct QuoterCounters {
     /// Reports for client ids this strategy never sent.
     pub unknown_reports: u64,
     pub stale_events: u64,
+    /// New orders the risk engine refused (never sent).
+    pub risk_rejects: u64,
+    /// Orders the risk engine asked for (flatten / cut, reduce-only) and cancel-alls it triggered.
+    pub risk_orders: u64,
+    pub risk_cancel_alls: u64,
 }
+
+/// Reason code of a report synthesized for an order the risk engine refused: this base minus the
+/// reason's index (`qalpha_risk::RejectReason as i32`), so it never collides with a venue code.
+pub const RISK_REJECT_BASE: i32 = -9000;
+
+/// How long the quoter waits after a risk refusal before it tries a new order (1 s).
+const RISK_PAUSE_NS: u64 = 1_000_000_000;
 
 /// Position and money, all exact.
 #[derive(Clone, Copy, Debug, Default)]
@@ -111,6 +125,13 @@ pub struct TouchQuoter {
     orders: HashMap<ClientOrderId, OrderState>,
     pub ledger: Ledger,
     pub counters: QuoterCounters,
+    /// Pre-trade checks and kill switches, inline (no extra hop): every new order passes it.
+    pub risk: Option<RiskEngine>,
+    actions: Vec<RiskAction>,
+    /// After a risk refusal no new order is tried before this (ns): the limits that refuse (order
+    /// rate, open orders, exposure) do not clear within a tick, so retrying every tick would only
+    /// flood the journal.
+    risk_pause_until: u64,
 }
 
 impl TouchQuoter {
@@ -124,7 +145,77 @@ impl TouchQuoter {
             orders: HashMap::with_capacity(4096),
             ledger: Ledger::default(),
             counters: QuoterCounters::default(),
+            risk: None,
+            actions: Vec::new(),
+            risk_pause_until: 0,
         }
+    }
+
+    /// The same quoter with a risk engine in front of its orders.
+    pub fn with_risk(p: QuoterParams, risk: RiskEngine) -> Self {
+        Self {
+            risk: Some(risk),
+            ..Self::new(p)
+        }
+    }
+
+    /// Whether risk lets the quoter open new quotes (active; conservative still quotes — risk
+    /// refuses what opens or adds).
+    fn may_quote(&self) -> bool {
+        self.risk
+            .as_ref()
+            .is_none_or(|r| r.state() == RiskState::Active)
+    }
+
+    /// Sends what the risk engine asked for (cancel-alls, reduce-only orders).
+    pub fn run_risk_actions(&mut self, tick_ns: u64, out: &mut Producer<OrderCommand>) {
+        let Some(r) = self.risk.as_mut() else { return };
+        r.take_actions(&mut self.actions);
+        let actions = std::mem::take(&mut self.actions);
+        for a in &actions {
+            match *a {
+                RiskAction::CancelAll { venue, symbol }
+                    if venue == self.p.venue && symbol == self.p.symbol =>
+                {
+                    self.counters.risk_cancel_alls += 1;
+                    self.push(tick_ns, OrderAction::CancelAll, out);
+                }
+                RiskAction::Reduce {
+                    venue,
+                    symbol,
+                    side,
+                    qty,
+                } if venue == self.p.venue && symbol == self.p.symbol => {
+                    let o = NewOrder {
+                        venue,
+                        symbol,
+                        client_id: self.ids.next_id(),
+                        side,
+                        order_type: OrderType::Market,
+                        tif: TimeInForce::Ioc,
+                        price: Price::ZERO,
+                        qty,
+                        reduce_only: true,
+                    };
+                    self.orders.insert(o.client_id, OrderState::new(o));
+                    self.counters.risk_orders += 1;
+                    self.push(tick_ns, OrderAction::New(o), out);
+                }
+                RiskAction::Alert {
+                    switch,
+                    state,
+                    conservative,
+                    detail,
+                } => tracing::warn!(
+                    "risk alert: {} by {} (conservative {conservative}, detail {detail})",
+                    state.name(),
+                    switch.name()
+                ),
+                _ => {}
+            }
+        }
+        self.actions = actions;
+        self.actions.clear();
     }
 
     /// Orders not yet in a terminal state.
@@ -137,6 +228,10 @@ impl TouchQuoter {
 
     /// One market event: track the book's sync state and requote on every rebuilt top of book.
     pub fn on_market(&mut self, ev: &MarketEvent, out: &mut Producer<OrderCommand>) {
+        if let Some(r) = self.risk.as_mut() {
+            r.on_market(ev);
+        }
+        self.run_risk_actions(ev.recv_ns, out);
         if ev.venue != self.p.venue || ev.symbol != self.p.symbol {
             return;
         }
@@ -149,7 +244,11 @@ impl TouchQuoter {
             }
             MarketPayload::BookTop(top) if self.in_sync => {
                 self.ledger.mid2 = top.bid_px.raw() + top.ask_px.raw();
-                self.requote(ev.recv_ns, &top, out);
+                if self.may_quote() {
+                    self.requote(ev.recv_ns, &top, out);
+                } else {
+                    self.cancel_all(ev.recv_ns, out);
+                }
             }
             _ => {}
         }
@@ -188,7 +287,7 @@ impl TouchQuoter {
                 }
                 None => {
                     *self.slot(side) = Slot::default();
-                    if allowed {
+                    if allowed && clock::now_ns() >= self.risk_pause_until {
                         let id = self.send_new(tick_ns, side, target, out);
                         self.slot(side).order = Some(id);
                     }
@@ -256,18 +355,38 @@ impl TouchQuoter {
     }
 
     fn push(&mut self, tick_ns: u64, action: OrderAction, out: &mut Producer<OrderCommand>) {
-        // The order ring back-pressures: a command is never dropped.
-        out.push(OrderCommand {
+        let cmd = OrderCommand {
             venue: self.p.venue,
             symbol: self.p.symbol,
             tick_recv_ns: tick_ns,
             decided_ns: clock::now_ns(),
             action,
-        });
+        };
+        if let (Some(r), OrderAction::New(o)) = (self.risk.as_mut(), action) {
+            if let Err(reason) = r.check(&cmd, None, cmd.decided_ns) {
+                // Refused before it left: the order ends here, as a reject with risk's reason.
+                self.counters.risk_rejects += 1;
+                self.risk_pause_until = cmd.decided_ns + RISK_PAUSE_NS;
+                let rep = ExecReport {
+                    reason: RISK_REJECT_BASE - reason as i32,
+                    recv_ns: cmd.decided_ns,
+                    ..ExecReport::about(&o, ExecKind::Rejected)
+                };
+                self.on_report(&rep);
+                return;
+            }
+        }
+        // The order ring back-pressures: a command is never dropped.
+        out.push(cmd);
     }
 
-    /// One execution report: update the order, the ledger and the counters.
+    /// One execution report: update the order, the ledger, risk and the counters.
     pub fn on_report(&mut self, r: &ExecReport) {
+        if r.reason > RISK_REJECT_BASE - 100 && r.reason <= RISK_REJECT_BASE {
+            // risk's own refusal: not an API error
+        } else if let Some(risk) = self.risk.as_mut() {
+            risk.on_report(r, clock::now_ns());
+        }
         let Some(st) = self.orders.get_mut(&r.client_id) else {
             self.counters.unknown_reports += 1;
             return;
