@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command (README, .ci/run): formatting, lints, and every test.
 # Sets up what the tests need on a fresh machine: the Rust toolchain's components are checked here;
-# later issues add the Python venv for tools/train and the test servers they start.
+# the Python venv for tools/train (TA-Lib reference) is created below; later issues add the test
+# servers they start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,39 @@ if ! command -v tshark >/dev/null || ! command -v tcpdump >/dev/null; then
   { "${sudo[@]}" apt-get update -qq &&
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark tcpdump; } ||
     echo "warning: could not install tshark/tcpdump; the pcap interop tests will skip"
+fi
+
+# The TA-Lib reference (strategy/tests/talib.rs) runs in tools/train/.venv with the pinned
+# requirements-ta.txt; reinstalled when that file changes (its hash is kept in a stamp file). The
+# test fails without it, so a missing Python or pip stops here rather than later.
+echo "== tools/train/.venv (TA-Lib reference for the feature tests)"
+venv=tools/train/.venv
+reqs=tools/train/requirements-ta.txt
+stamp="$venv/.requirements-ta.sha256"
+if ! command -v python3 >/dev/null; then
+  echo "error: python3 not found; the TA-Lib feature test needs it (install python3 and python3-venv)" >&2
+  exit 1
+fi
+if [ ! -x "$venv/bin/python" ]; then
+  rm -rf "$venv"
+  python3 -m venv "$venv" || {
+    echo "error: 'python3 -m venv $venv' failed; install python3-venv (Debian/Ubuntu) and rerun" >&2
+    rm -rf "$venv"
+    exit 1
+  }
+fi
+want=$(sha256sum "$reqs" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  rm -f "$stamp"
+  "$venv/bin/python" -m pip --version >/dev/null 2>&1 || {
+    echo "error: pip is not available in $venv; install python3-pip / python3-venv, delete $venv and rerun" >&2
+    exit 1
+  }
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$reqs" || {
+    echo "error: could not install $reqs into $venv (network or PyPI unreachable?)" >&2
+    exit 1
+  }
+  echo "$want" >"$stamp"
 fi
 
 echo "== cargo fmt --check"

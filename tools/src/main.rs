@@ -50,6 +50,8 @@ enum Cmd {
     OpenOrders(qalpha_tools::order_cmd::OpenOrdersArgs),
     /// Show positions (size, entry and mark price, unrealised PnL) over REST.
     Positions(qalpha_tools::order_cmd::PositionsArgs),
+    /// Compute the standard feature set over a kline CSV or a capture's trades (time bars) → CSV.
+    Features(qalpha_tools::features_cmd::FeaturesArgs),
     /// Show a capture's header, connection table and record counts.
     Inspect {
         /// Capture files.
@@ -284,6 +286,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::CancelAll(a) => qalpha_tools::order_cmd::run_cancel_all(a),
         Cmd::OpenOrders(a) => qalpha_tools::order_cmd::run_open_orders(a),
         Cmd::Positions(a) => qalpha_tools::order_cmd::run_positions(a),
+        Cmd::Features(a) => qalpha_tools::features_cmd::run(a),
         Cmd::Import(ImportCmd::Pcap { file, out, venue }) => {
             let Some(venue) = Venue::from_name(&venue) else {
                 bail!("unknown venue {venue:?}: use binance or bybit");

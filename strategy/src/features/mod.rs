@@ -10,6 +10,8 @@ use crate::bars::Bar;
 
 pub mod extra;
 pub mod oscillators;
+mod range;
+pub mod standard;
 pub mod trend;
 pub mod volume;
 
