@@ -7,4 +7,7 @@
 //!   smoothing), collected into a [`features::FeatureSet`] with stable column names.
 
 pub mod bars;
+pub mod baselines;
 pub mod features;
+pub mod model;
+pub mod orderflow;
