@@ -39,6 +39,8 @@ fn dead_man(venue: Venue, window_ms: u64, open: &str, canceled: &str) {
             "refreshed every third of the window: {s:?}"
         );
     }
+    // Right after the death the order still rests: the switch waits for its window.
+    assert_eq!(venue_order(&m, venue, "dm-1").0, open);
     let start = Instant::now();
     while venue_order(&m, venue, "dm-1").0 != canceled {
         assert!(
@@ -47,7 +49,6 @@ fn dead_man(venue: Venue, window_ms: u64, open: &str, canceled: &str) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(start.elapsed() >= Duration::from_millis(window_ms / 2));
 }
 
 #[test]
