@@ -43,11 +43,15 @@ fn mock(faults: &str) -> MockExchange {
         seed: 11,
     })
     .unwrap();
-    let start = Instant::now();
-    while touch_opt(&m).is_none() {
-        assert!(start.elapsed() < WAIT, "mock book never seeded");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // The market thread seeds the book: poll for it (500 × 20 ms at most).
+    let seeded = (0..500).any(|_| {
+        let ok = touch_opt(&m).is_some();
+        if !ok {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ok
+    });
+    assert!(seeded, "mock book never seeded");
     m
 }
 
@@ -306,9 +310,9 @@ fn ws_api_order_lifecycle() {
 
     // WebSocket ping → pong.
     ws.send(Message::Ping(b"hi".to_vec().into())).unwrap();
-    let start = Instant::now();
-    loop {
-        assert!(start.elapsed() < WAIT, "no pong");
+    // The pong comes among at most a few other frames.
+    for read in 0.. {
+        assert!(read < 1000, "no pong");
         if let Message::Pong(p) = ws.read().unwrap() {
             assert_eq!(p.as_ref(), b"hi");
             break;

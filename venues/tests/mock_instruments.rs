@@ -6,7 +6,7 @@
 
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use qalpha_engine::event::Venue;
 use qalpha_engine::order::{ClientOrderId, NewOrder, OrderType, TimeInForce};
@@ -64,11 +64,15 @@ fn start(venue: Venue) -> Mock {
         venue,
         tls: Arc::new(tls),
     };
-    let t0 = Instant::now();
-    while bid_opt(&mock).is_none() {
-        assert!(t0.elapsed() < WAIT, "mock book never seeded");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // The market thread seeds the book: poll for it (500 × 20 ms at most).
+    let seeded = (0..500).any(|_| {
+        let ok = bid_opt(&mock).is_some();
+        if !ok {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ok
+    });
+    assert!(seeded, "mock book never seeded");
     mock
 }
 
