@@ -83,9 +83,19 @@ fn tract_matches_the_exporters_reference_outputs() {
                     "{name} case {i} input {j}: normalized {got}, reference {want}"
                 );
             }
+            let condition = case.get("condition").and_then(Value::as_f64);
+            assert_eq!(
+                condition.is_some(),
+                model.meta().condition().is_some(),
+                "{name} case {i}: a condition exactly when the model has that input"
+            );
             // Twice: the reused state must not carry anything from one run to the next.
             for attempt in 0..2 {
-                let outputs = model.run(&input).unwrap_or_else(|e| panic!("{e}"));
+                let outputs = match condition {
+                    Some(c) => model.run_conditioned(&input, &[c as f32]),
+                    None => model.run(&input),
+                }
+                .unwrap_or_else(|e| panic!("{e}"));
                 assert_eq!(outputs.len(), output_names.len());
                 for (out, out_name) in outputs.iter().zip(&output_names) {
                     let want = floats(&case["outputs"][out_name]);
@@ -108,17 +118,54 @@ fn tract_matches_the_exporters_reference_outputs() {
 fn outputs_have_the_shapes_the_roles_promise() {
     let window = vec![0.25_f32; 16 * 8];
     let mut guardian = load("guardian");
-    let probs = &guardian.run(&window).unwrap()[0];
+    let out = guardian.run(&window).unwrap();
+    let probs = &out[0];
     assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{probs:?}");
+    assert!(
+        out[1].len() == 1 && out[1][0] > 0.0 && out[1][0] < 1.0,
+        "{:?}",
+        out[1]
+    );
     let mut oracle = load("oracle");
     let q = &oracle.run(&window).unwrap()[0];
-    assert!(q.windows(2).all(|p| p[0] <= p[1]), "quantiles cross: {q:?}");
+    assert_eq!(q.len(), 9, "3 horizons × 3 quantiles");
+    for h in q.chunks(3) {
+        assert!(h.windows(2).all(|p| p[0] <= p[1]), "quantiles cross: {q:?}");
+    }
     let meta = oracle.meta();
     assert_eq!(meta.name, "oracle");
+    assert_eq!(meta.horizons.as_deref(), Some(&[1, 5, 15][..]));
     assert_eq!(
         meta.outputs[0].names.as_deref().unwrap(),
         ["q10", "q50", "q90"]
     );
+    // The strategist's answer depends on the target return it is conditioned on.
+    let mut strategist = load("strategist");
+    let low = strategist.run_conditioned(&window, &[-0.05]).unwrap()[0].clone();
+    let high = strategist.run_conditioned(&window, &[0.05]).unwrap()[0].clone();
+    assert_ne!(low, high);
+}
+
+#[test]
+fn refuses_a_run_without_the_models_inputs() {
+    let window = vec![0.0_f32; 16 * 8];
+    let mut strategist = load("strategist");
+    let msg = strategist.run(&window).unwrap_err().to_string();
+    assert!(
+        msg.contains("target_return") && msg.contains("run_conditioned"),
+        "{msg}"
+    );
+    let msg = strategist
+        .run_conditioned(&window, &[0.0, 1.0])
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("2 values"), "{msg}");
+    let mut guardian = load("guardian");
+    let msg = guardian
+        .run_conditioned(&window, &[0.0])
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("no condition input"), "{msg}");
 }
 
 #[test]
@@ -126,9 +173,11 @@ fn a_model_moves_to_the_inference_thread() {
     fn assert_send<T: Send>() {}
     assert_send::<Model>();
     let mut model = load("strategist");
-    let logits = std::thread::spawn(move || model.run(&[0.0; 16 * 8]).unwrap()[0].clone())
-        .join()
-        .unwrap();
+    let logits = std::thread::spawn(move || {
+        model.run_conditioned(&[0.0; 16 * 8], &[0.01]).unwrap()[0].clone()
+    })
+    .join()
+    .unwrap();
     assert_eq!(logits.len(), 3);
 }
 

@@ -97,6 +97,12 @@ pub trait TickStrategy {
     fn on_fill(&mut self, side: Side, qty: Qty) {
         let _ = (side, qty);
     }
+    /// How much the strategy's models disagree (0…1), for risk's conservative mode
+    /// (`RiskEngine::on_model_disagreement`); `None` for strategies without models (every baseline).
+    /// The executor reads it after each event.
+    fn disagreement(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Bar strategies by name.

@@ -13,10 +13,13 @@
 //! }
 //! ```
 //!
-//! Unknown fields are refused (a typo must not silently drop a setting). The one accepted input
-//! layout is `[1, window, features.len()]`, row-major with the oldest bar first and the features in
-//! the order of `features`; a model with another layout is refused rather than fed a transposed
-//! window.
+//! Unknown fields are refused (a typo must not silently drop a setting). The first input is the
+//! feature window, `[1, window, features.len()]`, row-major with the oldest bar first and the
+//! features in the order of `features`; a model with another layout is refused rather than fed a
+//! transposed window. A second input, when present, is a scalar **condition** of shape `[1, 1]`
+//! (the Strategist's target return); the runtime feeds it through [`super::Model::run_conditioned`].
+//! `horizons` (optional) names the bars ahead of each horizon row of a per-horizon output (the
+//! Oracle's quantiles `[1, horizons.len(), quantiles]`).
 
 use std::path::{Path, PathBuf};
 
@@ -36,8 +39,12 @@ pub struct ModelMeta {
     /// Bars per input window.
     pub window: usize,
     pub normalization: Normalization,
-    /// Exactly one input, `[1, window, features.len()]` `f32`.
+    /// The feature window `[1, window, features.len()]` `f32`, optionally followed by one scalar
+    /// condition `[1, 1]` `f32` (the Strategist's target return).
     pub inputs: Vec<InputSpec>,
+    /// Bars ahead of each horizon of a per-horizon output (the Oracle's), when the model has them.
+    #[serde(default)]
+    pub horizons: Option<Vec<u32>>,
     /// The graph's outputs, in the graph's order.
     pub outputs: Vec<OutputSpec>,
     pub trained_on: TrainedOn,
@@ -133,6 +140,19 @@ impl ModelMeta {
         vec![1, self.window, self.features.len()]
     }
 
+    /// The scalar condition input (`[1, 1]`, the Strategist's target return), when the model has one.
+    pub fn condition(&self) -> Option<&InputSpec> {
+        self.inputs.get(1)
+    }
+
+    /// The output called `name`: its index in the graph's outputs and its spec.
+    pub fn output(&self, name: &str) -> Option<(usize, &OutputSpec)> {
+        self.outputs
+            .iter()
+            .enumerate()
+            .find(|(_, o)| o.name == name)
+    }
+
     pub(crate) fn mismatch(&self, problem: Mismatch) -> ModelError {
         ModelError::Mismatch {
             path: self.path.clone(),
@@ -182,22 +202,33 @@ impl ModelMeta {
                 });
             }
         }
-        let [input] = self.inputs.as_slice() else {
-            return Err(Mismatch::InputCount(self.inputs.len()));
+        let (input, condition) = match self.inputs.as_slice() {
+            [input] => (input, None),
+            [input, condition] => (input, Some(condition)),
+            other => return Err(Mismatch::InputCount(other.len())),
         };
-        let want = self.expected_input_shape();
-        if input.shape != want {
-            return Err(Mismatch::InputShape {
-                name: input.name.clone(),
-                got: input.shape.clone(),
-                want,
-            });
+        let shapes = [(input, self.expected_input_shape())]
+            .into_iter()
+            .chain(condition.map(|c| (c, vec![1, 1])));
+        for (spec, want) in shapes {
+            if spec.shape != want {
+                return Err(Mismatch::InputShape {
+                    name: spec.name.clone(),
+                    got: spec.shape.clone(),
+                    want,
+                });
+            }
+            if spec.dtype != "f32" {
+                return Err(Mismatch::InputDtype {
+                    name: spec.name.clone(),
+                    dtype: spec.dtype.clone(),
+                });
+            }
         }
-        if input.dtype != "f32" {
-            return Err(Mismatch::InputDtype {
-                name: input.name.clone(),
-                dtype: input.dtype.clone(),
-            });
+        if let Some(h) = &self.horizons {
+            if h.is_empty() || h.contains(&0) || h.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(Mismatch::Horizons(h.clone()));
+            }
         }
         if self.outputs.is_empty() {
             return Err(Mismatch::NoOutputs);
@@ -312,6 +343,28 @@ mod tests {
         assert!(matches!(
             problem(|m| m.inputs[0].dtype = "f16".into()),
             Mismatch::InputDtype { .. }
+        ));
+        let condition = |shape: Vec<usize>| InputSpec {
+            name: "c".into(),
+            shape,
+            dtype: "f32".into(),
+        };
+        let mut m = meta();
+        m.inputs.push(condition(vec![1, 1]));
+        m.check(&engine()).unwrap();
+        assert_eq!(m.condition().unwrap().name, "c");
+        m.inputs[1] = condition(vec![1, 2]);
+        assert!(m.check(&engine()).is_err());
+        m.inputs[1] = condition(vec![1, 1]);
+        m.inputs.push(condition(vec![1, 1]));
+        assert!(m.check(&engine()).is_err());
+        assert!(matches!(
+            problem(|m| m.horizons = Some(vec![5, 1])),
+            Mismatch::Horizons(_)
+        ));
+        assert!(matches!(
+            problem(|m| m.horizons = Some(vec![])),
+            Mismatch::Horizons(_)
         ));
         assert!(matches!(
             problem(|m| m.outputs[0].names = Some(vec!["x".into()])),

@@ -85,9 +85,11 @@ pub enum Mismatch {
         mean: f64,
         std: f64,
     },
-    #[error("`inputs` lists {0} inputs; the runtime feeds exactly one (the feature window)")]
+    #[error("`inputs` lists {0} inputs; the runtime feeds the feature window and at most one scalar condition")]
     InputCount(usize),
-    #[error("input `{name}` has shape {got:?}; expected [1, window, features] = {want:?}")]
+    #[error("`horizons` {0:?} must be non-empty, positive and increasing (bars ahead)")]
+    Horizons(Vec<u32>),
+    #[error("input `{name}` has shape {got:?}; expected {want:?} ([1, window, features] for the window, [1, 1] for a condition)")]
     InputShape {
         name: String,
         got: Vec<usize>,

@@ -21,6 +21,8 @@ pub struct Model {
     state: TypedSimpleState,
     /// The input tensor, reused across runs while tract hands it back (see [`Model::run`]).
     input: Arc<Tensor>,
+    /// The condition tensor `[1, 1]` of a model with a second input (see [`Model::run_conditioned`]).
+    condition: Option<Arc<Tensor>>,
     /// One buffer per output, in the graph's (and the metadata's) order.
     outputs: Vec<Vec<f32>>,
 }
@@ -65,15 +67,24 @@ impl Model {
         }
         let graph = onnx().model_for_path(onnx_path).map_err(tract_err)?;
         check_graph_signature(&meta, &graph)?;
-        let optimized = graph
+        let mut graph = graph
             .with_input_fact(0, f32::fact(&input_shape).into())
-            .and_then(|g| g.into_optimized())
             .map_err(tract_err)?;
+        if meta.condition().is_some() {
+            graph = graph
+                .with_input_fact(1, f32::fact([1, 1]).into())
+                .map_err(tract_err)?;
+        }
+        let optimized = graph.into_optimized().map_err(tract_err)?;
         check_graph_output_shapes(&meta, &optimized)?;
         let runnable = optimized.into_runnable().map_err(tract_err)?;
         let state = runnable.spawn().map_err(tract_err)?;
 
         let input = Tensor::zero::<f32>(&input_shape).map_err(tract_err)?;
+        let condition = match meta.condition() {
+            Some(_) => Some(Arc::new(Tensor::zero::<f32>(&[1, 1]).map_err(tract_err)?)),
+            None => None,
+        };
         let outputs = meta
             .outputs
             .iter()
@@ -84,6 +95,7 @@ impl Model {
             feature_index,
             state,
             input: Arc::new(input),
+            condition,
             outputs,
         })
     }
@@ -119,6 +131,39 @@ impl Model {
     /// evaluated node of the plan (a few small `Vec`s for these graph sizes) and its per-run value
     /// table; the plan, the weights (packed at optimization) and the op states are reused.
     pub fn run(&mut self, window: &[f32]) -> Result<&[Vec<f32>], ModelError> {
+        if let Some(c) = self.meta.condition() {
+            return Err(self.run_error(format!(
+                "the model has a condition input `{}`; use run_conditioned",
+                c.name
+            )));
+        }
+        self.run_inner(window, None)
+    }
+
+    /// Runs a model with a condition input (the Strategist: the window and the target return, a
+    /// `[1, 1]` value). Same contract as [`Model::run`] otherwise.
+    pub fn run_conditioned(
+        &mut self,
+        window: &[f32],
+        condition: &[f32],
+    ) -> Result<&[Vec<f32>], ModelError> {
+        if self.meta.condition().is_none() {
+            return Err(self.run_error("the model has no condition input; use run".into()));
+        }
+        if condition.len() != 1 {
+            return Err(self.run_error(format!(
+                "condition has {} values; expected 1",
+                condition.len()
+            )));
+        }
+        self.run_inner(window, Some(condition))
+    }
+
+    fn run_inner(
+        &mut self,
+        window: &[f32],
+        condition: Option<&[f32]>,
+    ) -> Result<&[Vec<f32>], ModelError> {
         let want = self.input_len();
         if window.len() != want {
             return Err(self.run_error(format!(
@@ -148,9 +193,24 @@ impl Model {
                 *dst = *src;
             }
         }
+        let mut inputs = tvec!(TValue::from_const(Arc::clone(&self.input)));
+        if let (Some(slot), Some(value)) = (self.condition.as_mut(), condition) {
+            if Arc::get_mut(slot).is_none() {
+                *slot = Arc::new(Tensor::zero::<f32>(&[1, 1]).map_err(|e| ModelError::Run {
+                    model: self.meta.name.clone(),
+                    problem: format!("{e:#}"),
+                })?);
+            }
+            if let Some(t) = Arc::get_mut(slot) {
+                if let Ok(mut v) = t.to_plain_array_view_mut::<f32>() {
+                    v.iter_mut().for_each(|d| *d = value[0]);
+                }
+            }
+            inputs.push(TValue::from_const(Arc::clone(slot)));
+        }
         let results = self
             .state
-            .run(tvec!(TValue::from_const(Arc::clone(&self.input))))
+            .run(inputs)
             .map_err(|e| self.run_error(format!("tract run failed: {e:#}")))?;
         if results.len() != self.outputs.len() {
             return Err(self.run_error(format!(
