@@ -10,6 +10,8 @@
 
 use std::io::BufRead;
 
+use qalpha_engine::event::{Side, Trade, TradeKind};
+
 /// One OHLCV bar.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Bar {
@@ -168,6 +170,20 @@ impl TimeBars {
             b.taker_buy_volume += qty;
         }
         closed
+    }
+
+    /// A trade event: market trades (single or aggregated) at their matching-engine time; insurance
+    /// fund and ADL fills are not market prices and are skipped. Returns the bar it closed, if any.
+    pub fn on_trade_event(&mut self, t: &Trade) -> Option<Bar> {
+        match t.kind {
+            TradeKind::Market | TradeKind::Aggregated => self.on_trade(
+                t.trade_time_ms,
+                t.px.to_f64(),
+                t.qty.to_f64(),
+                t.aggressor == Side::Buy,
+            ),
+            _ => None,
+        }
     }
 
     /// The bar in progress, closed now (end of data).

@@ -107,8 +107,10 @@ pub trait TickStrategy {
 
 /// Bar strategies by name.
 pub const BAR_STRATEGIES: &[&str] = &["sma-cross"];
-/// Tick strategies by name.
+/// Tick strategies by name (the baselines; see also [`MODEL_STRATEGIES`]).
 pub const TICK_STRATEGIES: &[&str] = &["obi-taker", "maker"];
+/// Tick strategies that need models (their params name the model files): the Trinity.
+pub const MODEL_STRATEGIES: &[&str] = &["trinity"];
 
 /// Builds a bar strategy by name; unknown names or params, and values that do not parse or are out of
 /// range, are errors that list what exists.
@@ -165,7 +167,13 @@ pub fn tick_strategy(
             }
             Ok(Box::new(Maker::new(qty, max_position)))
         }
-        _ => Err(unknown(name, "tick", TICK_STRATEGIES, BAR_STRATEGIES)),
+        "trinity" => Ok(Box::new(crate::trinity::Trinity::from_params(params)?)),
+        _ => Err(unknown(
+            name,
+            "tick",
+            &[TICK_STRATEGIES, MODEL_STRATEGIES].concat(),
+            BAR_STRATEGIES,
+        )),
     }
 }
 
@@ -193,13 +201,13 @@ fn positive(strategy: &str, key: &str, q: Qty) -> Result<(), String> {
 }
 
 /// A strategy's params, checked against the keys it accepts.
-struct Params<'a> {
+pub(crate) struct Params<'a> {
     strategy: &'a str,
     map: &'a BTreeMap<String, String>,
 }
 
 impl<'a> Params<'a> {
-    fn new(
+    pub(crate) fn new(
         strategy: &'a str,
         map: &'a BTreeMap<String, String>,
         known: &[&str],
@@ -223,15 +231,15 @@ impl<'a> Params<'a> {
         }
     }
 
-    fn usize(&self, key: &str, default: usize) -> Result<usize, String> {
+    pub(crate) fn usize(&self, key: &str, default: usize) -> Result<usize, String> {
         self.get(key, default, "a whole number")
     }
 
-    fn u64(&self, key: &str, default: u64) -> Result<u64, String> {
+    pub(crate) fn u64(&self, key: &str, default: u64) -> Result<u64, String> {
         self.get(key, default, "a whole number")
     }
 
-    fn f64(&self, key: &str, default: f64) -> Result<f64, String> {
+    pub(crate) fn f64(&self, key: &str, default: f64) -> Result<f64, String> {
         let v: f64 = self.get(key, default, "a number")?;
         if v.is_finite() {
             Ok(v)
@@ -240,7 +248,7 @@ impl<'a> Params<'a> {
         }
     }
 
-    fn qty(&self, key: &str, default: &str) -> Result<Qty, String> {
+    pub(crate) fn qty(&self, key: &str, default: &str) -> Result<Qty, String> {
         let default = Qty::parse(default).map_err(|e| format!("default {key}: {e:?}"))?;
         self.get(key, default, "a decimal quantity (at most 8 decimals)")
     }

@@ -384,6 +384,20 @@ impl FeatureWindow {
         result
     }
 
+    /// Rewrites the newest row in place (`fill` as in [`FeatureWindow::push_with`]): a run between
+    /// bars refreshes the columns that change per event. With no row yet it pushes one.
+    pub fn rewrite_newest<R>(&mut self, fill: impl FnOnce(&mut [f32]) -> R) -> R {
+        if self.filled == 0 {
+            return self.push_with(fill);
+        }
+        let newest = (self.next + self.rows - 1) % self.rows;
+        let start = newest * self.width;
+        let result = fill(&mut self.buf[start..start + self.width]);
+        let mirror = (newest + self.rows) * self.width;
+        self.buf.copy_within(start..start + self.width, mirror);
+        result
+    }
+
     /// Appends one bar copied from `row` (`width` values).
     ///
     /// # Panics
@@ -436,6 +450,10 @@ mod tests {
             let want = [b - 2.0, b + 8.0, b - 1.0, b + 9.0, b, b + 10.0];
             assert_eq!(w.as_slice().unwrap(), want, "after bar {bar}");
         }
+        w.rewrite_newest(|row| row.copy_from_slice(&[70.0, 80.0]));
+        assert_eq!(w.as_slice().unwrap(), [5.0, 15.0, 6.0, 16.0, 70.0, 80.0]);
+        w.push(&[8.0, 18.0]);
+        assert_eq!(w.as_slice().unwrap(), [6.0, 16.0, 70.0, 80.0, 8.0, 18.0]);
         w.clear();
         assert!(w.is_empty() && w.as_slice().is_none());
     }
