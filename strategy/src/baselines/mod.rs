@@ -103,6 +103,11 @@ pub trait TickStrategy {
     fn disagreement(&self) -> Option<f64> {
         None
     }
+    /// What the strategy counted, for run summaries (cold path: called at the end of a run or for a
+    /// progress line). Baselines have nothing beyond the executor's counters.
+    fn summary(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }
 
 /// Bar strategies by name.

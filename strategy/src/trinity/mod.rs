@@ -449,4 +449,32 @@ impl TickStrategy for Trinity {
     fn disagreement(&self) -> Option<f64> {
         self.latest.map(|l| l.decision.disagreement)
     }
+
+    fn summary(&self) -> Vec<(&'static str, String)> {
+        let s = self.stats;
+        let mut out = vec![
+            ("models", self.cfg.models.display().to_string()),
+            ("bars", s.bars.to_string()),
+            ("warmup_bars", s.warmup_bars.to_string()),
+            ("inference_runs", s.runs.to_string()),
+            ("inference_errors", s.run_errors.to_string()),
+            ("intents", s.intents.to_string()),
+            (
+                "oracle_horizon_bars",
+                self.models.horizon_bars().to_string(),
+            ),
+        ];
+        if let Some(l) = self.latest {
+            out.push(("last_target", l.decision.target.to_string()));
+            out.push((
+                "last_disagreement",
+                format!("{:.4}", l.decision.disagreement),
+            ));
+            out.push(("last_p_shock", format!("{:.4}", l.signals.p_shock)));
+        }
+        if let Some(e) = &self.last_error {
+            out.push(("last_inference_error", e.clone()));
+        }
+        out
+    }
 }
