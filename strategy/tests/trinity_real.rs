@@ -136,6 +136,15 @@ fn infers_after_each_bar_with_the_models_outputs_on_independent_windows() {
         intents >= 1 && stats.intents == intents,
         "{intents} intents"
     );
+    let summary = trinity.summary();
+    let field = |k: &str| {
+        summary
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(field("inference_runs"), Some(stats.runs.to_string()));
+    assert_eq!(field("oracle_horizon_bars").as_deref(), Some("1"));
     let d = trinity
         .disagreement()
         .expect("a disagreement once the models ran");
