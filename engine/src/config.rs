@@ -29,14 +29,21 @@
 //! daily_loss_limit = "300"
 //!
 //! [strategy]          # optional: read by the strategy crate
+//!
+//! [fees]              # optional: the simulated venue's fees (backtests), read by `qalpha backtest`
+//! maker_bps = "2"
+//! taker_bps = "5"
+//!
+//! [account]           # optional: the backtest's starting equity (quote currency)
+//! initial_equity = "10000"
 //! ```
 //!
 //! URLs left out fall back to the venue's own for the mode (`qalpha_venues::endpoints`, which
 //! parses `mode`; the engine does not depend on the venues crate, so the mode is kept as text here
 //! and checked against [`MODES`]).
 //!
-//! `[risk]` and `[strategy]` are carried as raw tables and checked by the crates that own them (the
-//! engine depends on neither). [`apply_set`] and [`parse_with_overrides`] apply `--set key.path=value`
+//! `[risk]`, `[strategy]`, `[fees]` and `[account]` are carried as raw tables and checked by the code
+//! that reads them (the engine depends on none of it). [`apply_set`] and [`parse_with_overrides`] apply `--set key.path=value`
 //! overrides to the document before it is read, so every key, theirs included, can be overridden
 //! from the command line.
 
@@ -83,6 +90,11 @@ pub struct EngineConfig {
     pub risk: Option<toml::Table>,
     /// The raw `[strategy]` table (checked by the strategy crate); `None` when absent.
     pub strategy: Option<toml::Table>,
+    /// The raw `[fees]` table (`maker_bps`, `taker_bps`: the simulated venue's fees in backtests
+    /// and paper runs); `None` when absent.
+    pub fees: Option<toml::Table>,
+    /// The raw `[account]` table (`initial_equity` of a backtest); `None` when absent.
+    pub account: Option<toml::Table>,
     /// Where the config came from (the file, or what [`EngineConfig::parse`] was told), for the
     /// errors of the crates that read `risk` / `strategy`; empty for a config built in code.
     pub origin: String,
@@ -108,6 +120,8 @@ impl Default for EngineConfig {
             recorder: RecorderConfig::default(),
             risk: None,
             strategy: None,
+            fees: None,
+            account: None,
             origin: String::new(),
         }
     }
@@ -182,6 +196,8 @@ struct ConfigFile {
     recorder: RecorderConfig,
     risk: Option<toml::Table>,
     strategy: Option<toml::Table>,
+    fees: Option<toml::Table>,
+    account: Option<toml::Table>,
 }
 
 /// A `[[venues]]` entry as written.
@@ -237,6 +253,8 @@ impl From<ConfigFile> for EngineConfig {
             recorder: f.recorder,
             risk: f.risk,
             strategy: f.strategy,
+            fees: f.fees,
+            account: f.account,
             origin: String::new(),
         }
     }

@@ -52,6 +52,9 @@ enum Cmd {
     Positions(qalpha_tools::order_cmd::PositionsArgs),
     /// Compute the standard feature set over a kline CSV or a capture's trades (time bars) → CSV.
     Features(qalpha_tools::features_cmd::FeaturesArgs),
+    /// Backtest a strategy on historical data (kline CSVs: bar strategies) with the engine's
+    /// strategy and risk code; metrics next to buy & hold and flat, JSON report.
+    Backtest(qalpha_tools::backtest::cmd::BacktestArgs),
     /// Show a capture's header, connection table and record counts.
     Inspect {
         /// Capture files.
@@ -287,6 +290,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::OpenOrders(a) => qalpha_tools::order_cmd::run_open_orders(a),
         Cmd::Positions(a) => qalpha_tools::order_cmd::run_positions(a),
         Cmd::Features(a) => qalpha_tools::features_cmd::run(a),
+        Cmd::Backtest(a) => qalpha_tools::backtest::cmd::run(a),
         Cmd::Import(ImportCmd::Pcap { file, out, venue }) => {
             let Some(venue) = Venue::from_name(&venue) else {
                 bail!("unknown venue {venue:?}: use binance or bybit");

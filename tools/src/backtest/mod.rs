@@ -1,4 +1,14 @@
 //! `qalpha backtest`: the engine's strategy and risk code on replayed data against a simulated
-//! venue (issue 7, in progress). [`metrics`]: the report's metrics from an equity curve and trades.
+//! venue (issue 7, in progress).
+//!
+//! - [`metrics`]: the report's metrics from an equity curve and the closed trades.
+//! - [`account`]: the simulated account — the risk crate's exact ledger plus round trips, equity
+//!   samples, totals and the order log.
+//! - [`bar_sim`]: bar-mode backtests (klines), filled at the next bar's open through risk.
+//! - [`cmd`]: the command — arguments, config, baselines, the JSON report; [`text`]: its summary.
 
+pub mod account;
+pub mod bar_sim;
+pub mod cmd;
 pub mod metrics;
+pub mod text;

@@ -1,0 +1,272 @@
+//! `qalpha backtest` in bar mode on real BTCUSDT 1m klines (`../shared/data/klines`): the report is
+//! byte-identical across runs, `sma-cross` trades exactly where an independent recomputation of its
+//! rules says (fills at the next bar's open), money adds up exactly, and perturbing the data after a
+//! time changes no order before it (no look-ahead).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use qalpha_strategy::bars::{read_klines, Bar};
+use qalpha_tools::backtest::cmd::{self, BacktestArgs};
+use serde_json::Value;
+
+fn klines() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/klines/binance-spot-btcusdt-1m.csv");
+    assert!(p.is_file(), "{} is missing (../shared/data)", p.display());
+    p
+}
+
+fn args(data: PathBuf, sets: &[&str]) -> BacktestArgs {
+    BacktestArgs {
+        config: None,
+        data: vec![data],
+        strategy: "sma-cross".into(),
+        sets: sets.iter().map(|s| s.to_string()).collect(),
+        from: None,
+        to: None,
+        year: None,
+        seed: 0,
+        symbol: "BTCUSDT".into(),
+        period: 3_600_000,
+        json: None,
+    }
+}
+
+fn report(a: &BacktestArgs) -> Value {
+    let setup = cmd::setup(a).unwrap();
+    let bars = cmd::load_bars(&a.data, setup.from_ms, setup.to_ms).unwrap();
+    let runs = cmd::run_all(&setup, &bars).unwrap();
+    cmd::report_json(&setup, &a.data, &bars, &runs)
+}
+
+/// 10⁻⁸ units of a decimal string.
+fn units(s: &str) -> i128 {
+    let (w, f) = s.split_once('.').unwrap_or((s, ""));
+    let neg = w.starts_with('-');
+    let w: i128 = w.trim_start_matches('-').parse().unwrap();
+    let f: i128 = format!("{f:0<16}")[..16].parse().unwrap();
+    let v = w * 10i128.pow(16) + f;
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+fn px_units(x: f64) -> i64 {
+    (x * 1e8).round() as i64
+}
+
+#[test]
+fn json_report_is_byte_identical_across_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_qalpha");
+    let mut outs = Vec::new();
+    for i in 0..2 {
+        let json = dir.path().join(format!("r{i}.json"));
+        let st = Command::new(bin)
+            .args(["backtest", "--data"])
+            .arg(klines())
+            .args([
+                "--set",
+                "strategy.fast=5",
+                "--set",
+                "strategy.slow=20",
+                "--json",
+            ])
+            .arg(&json)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        outs.push(std::fs::read(&json).unwrap());
+    }
+    assert!(!outs[0].is_empty());
+    assert_eq!(
+        outs[0], outs[1],
+        "same inputs, config and seed → the same bytes"
+    );
+    let v: Value = serde_json::from_slice(&outs[0]).unwrap();
+    for key in [
+        "trades",
+        "orders",
+        "final_state",
+        "halt_reason",
+        "halted_at_ns",
+        "final_positions",
+        "open_orders",
+        "risk_events",
+    ] {
+        assert!(v.get(key).is_some(), "report lacks {key}");
+    }
+    let t = &v["trades"][0];
+    for key in [
+        "side",
+        "entry_time",
+        "entry_price",
+        "exit_time",
+        "exit_price",
+        "pnl",
+    ] {
+        assert!(t.get(key).is_some(), "trade lacks {key}: {t}");
+    }
+}
+
+/// The sma-cross rules recomputed from exact integer closes: the bar index at whose next open each
+/// position change happens, and the target (in units of qty) — the last one at the end of data.
+fn reference(bars: &[Bar], fast: usize, slow: usize) -> Vec<(usize, i8)> {
+    let closes: Vec<i128> = bars.iter().map(|b| px_units(b.close) as i128).collect();
+    let (mut pos, mut out) = (0i8, Vec::new());
+    for t in slow - 1..bars.len() {
+        let f: i128 = closes[t + 1 - fast..=t].iter().sum();
+        let s: i128 = closes[t + 1 - slow..=t].iter().sum();
+        let sig = (f * slow as i128 - s * fast as i128).signum() as i8;
+        if sig != 0 && sig != pos && t + 1 < bars.len() {
+            out.push((t + 1, sig));
+            pos = sig;
+        }
+    }
+    if pos != 0 {
+        out.push((bars.len(), 0));
+    }
+    out
+}
+
+#[test]
+fn sma_cross_trades_where_its_rules_say_at_the_next_open_and_money_adds_up() {
+    let a = args(
+        klines(),
+        &[
+            "strategy.fast=10",
+            "strategy.slow=30",
+            "fees.maker_bps=0",
+            "fees.taker_bps=0",
+        ],
+    );
+    let v = report(&a);
+    let bars = read_klines(&klines()).unwrap();
+    let want = reference(&bars, 10, 30);
+    let orders = v["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), want.len(), "one order per position change");
+    let qty = 100_000i64; // 0.001
+    let mut pos = 0i64;
+    for (o, (at, target)) in orders.iter().zip(&want) {
+        let (t_ms, px) = match bars.get(*at) {
+            Some(b) => (b.open_time_ms, px_units(b.open)),
+            // on_end: the last bar's close.
+            None => (
+                bars[bars.len() - 1].open_time_ms + 60_000,
+                px_units(bars[bars.len() - 1].close),
+            ),
+        };
+        assert_eq!(o["ts_ns"].as_u64().unwrap(), t_ms * 1_000_000, "{o}");
+        assert_eq!(
+            units(o["price"].as_str().unwrap()),
+            px as i128 * 100_000_000,
+            "{o}"
+        );
+        let delta = *target as i64 * qty - pos;
+        assert_eq!(o["side"], if delta > 0 { "buy" } else { "sell" });
+        assert_eq!(
+            units(o["qty"].as_str().unwrap()),
+            delta.abs() as i128 * 100_000_000
+        );
+        assert!(o["rejected"].is_null());
+        pos = *target as i64 * qty;
+    }
+    // Exact money: final − initial = Σ trade PnL (no fees here), and each trade's PnL is its
+    // price difference × qty.
+    let m = &v["metrics"];
+    let total =
+        units(m["final_equity"].as_str().unwrap()) - units(m["initial_equity"].as_str().unwrap());
+    let trades = v["trades"].as_array().unwrap();
+    let sum: i128 = trades
+        .iter()
+        .map(|t| units(t["pnl"].as_str().unwrap()))
+        .sum();
+    assert_eq!(total, sum);
+    for t in trades {
+        let (e, x) = (
+            units(t["entry_price"].as_str().unwrap()),
+            units(t["exit_price"].as_str().unwrap()),
+        );
+        let dir = if t["side"] == "long" { 1 } else { -1 };
+        assert_eq!(
+            units(t["pnl"].as_str().unwrap()),
+            dir * (x - e) / 1000,
+            "{t}"
+        );
+    }
+    assert_eq!(v["final_state"], "active");
+    assert_eq!(v["final_positions"]["BTCUSDT"], "0");
+}
+
+#[test]
+fn perturbing_data_after_t_changes_no_order_before_t() {
+    let bars = read_klines(&klines()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let k = 1500;
+    let cut_ms = bars[k].open_time_ms;
+    // The same file with every bar from k on moved: closes ×1.07, opens ×0.95.
+    let text = std::fs::read_to_string(klines()).unwrap();
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let cols: Vec<&str> = line.split(',').collect();
+        let is_late = i > 0 && cols[0].parse::<u64>().is_ok_and(|t| t >= cut_ms);
+        if is_late {
+            let o: f64 = cols[1].parse().unwrap();
+            let c: f64 = cols[4].parse().unwrap();
+            let (o2, c2) = (o * 0.95, c * 1.07);
+            let hi = o2.max(c2).max(cols[2].parse().unwrap());
+            let lo = o2.min(c2).min(cols[3].parse::<f64>().unwrap());
+            out.push_str(&format!(
+                "{},{o2:.2},{hi:.2},{lo:.2},{c2:.2},{}\n",
+                cols[0], cols[5]
+            ));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    let moved = dir.path().join("moved.csv");
+    std::fs::write(&moved, out).unwrap();
+    let before = |v: &Value| -> Vec<Value> {
+        v["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["ts_ns"].as_u64().unwrap() <= cut_ms * 1_000_000)
+            .cloned()
+            .collect()
+    };
+    let a = report(&args(klines(), &["strategy.fast=5", "strategy.slow=20"]));
+    let b = report(&args(moved, &["strategy.fast=5", "strategy.slow=20"]));
+    assert!(before(&a).len() > 10);
+    assert_eq!(before(&a), before(&b), "orders up to the cut are unchanged");
+    assert_ne!(
+        a["orders"], b["orders"],
+        "the perturbation does change later orders"
+    );
+}
+
+#[test]
+fn bad_settings_name_the_key() {
+    let e = cmd::setup(&args(klines(), &["fees.taker_bp=4"])).unwrap_err();
+    assert!(e.to_string().contains("fees.taker_bp"), "{e}");
+    let e = cmd::setup(&args(klines(), &["fees.taker_bps=0.001"])).unwrap_err();
+    assert!(e.to_string().contains("2 decimals"), "{e}");
+    let e = cmd::setup(&args(klines(), &["account.initial_equity=-5"])).unwrap_err();
+    assert!(e.to_string().contains("initial_equity"), "{e:#}");
+    let mut a = args(klines(), &[]);
+    a.year = Some(2019);
+    let s = cmd::setup(&a).unwrap();
+    let e = cmd::load_bars(&a.data, s.from_ms, s.to_ms).unwrap_err();
+    assert!(e.to_string().contains("no bars"), "{e}");
+    let e = cmd::run_all(
+        &cmd::setup(&args(klines(), &["strategy.fast=50"])).unwrap(),
+        &read_klines(&klines()).unwrap(),
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("fast < slow"), "{e}");
+}
