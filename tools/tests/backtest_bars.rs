@@ -30,6 +30,7 @@ fn args(data: PathBuf, sets: &[&str]) -> BacktestArgs {
         symbol: "BTCUSDT".into(),
         period: 3_600_000,
         json: None,
+        sweeps: Vec::new(),
     }
 }
 
@@ -269,4 +270,66 @@ fn bad_settings_name_the_key() {
     .err()
     .unwrap();
     assert!(e.to_string().contains("fast < slow"), "{e}");
+}
+
+#[test]
+fn a_sweep_ranks_the_grid_and_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("sweep.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_qalpha"))
+        .args(["backtest", "--data"])
+        .arg(klines())
+        .args([
+            "--sweep",
+            "strategy.fast=5,10,40",
+            "--sweep",
+            "strategy.slow=20,30",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("in-sample sweep"), "{text}");
+    let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let points = v["points"].as_array().unwrap();
+    assert_eq!(points.len(), 6);
+    // fast=40 is not below either slow: both refused by the strategy, listed last with the reason.
+    let errors: Vec<&Value> = points.iter().filter(|p| !p["error"].is_null()).collect();
+    assert_eq!(errors.len(), 2);
+    assert!(errors
+        .iter()
+        .all(|p| p["error"].as_str().unwrap().contains("fast < slow")));
+    assert!(points[4]["error"].is_string() && points[5]["error"].is_string());
+    // Ranked by Sharpe, and each point equals a single backtest with the same settings.
+    let sharpes: Vec<f64> = points[..4]
+        .iter()
+        .map(|p| p["metrics"]["sharpe"].as_f64().unwrap())
+        .collect();
+    assert!(sharpes.windows(2).all(|w| w[0] >= w[1]), "{sharpes:?}");
+    let best = &points[0];
+    let sets: Vec<&str> = best["sets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    let single = report(&BacktestArgs {
+        period: 86_400_000,
+        ..args(klines(), &sets)
+    });
+    // Exact fields equal; floats read back from the JSON text agree to the last few ulps.
+    for key in ["pnl", "final_equity", "fees", "trades"] {
+        assert_eq!(single["metrics"][key], best["metrics"][key], "{key}");
+    }
+    let (x, y) = (
+        single["metrics"]["sharpe"].as_f64().unwrap(),
+        best["metrics"]["sharpe"].as_f64().unwrap(),
+    );
+    assert!((x - y).abs() <= 1e-12 * x.abs(), "{x} vs {y}");
 }

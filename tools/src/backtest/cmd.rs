@@ -59,6 +59,10 @@ pub struct BacktestArgs {
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Sweep a setting over values, e.g. `--sweep strategy.fast=5,10,20`; repeat for a grid. Runs
+    /// every point in parallel and prints a ranked table (in-sample: it overfits).
+    #[arg(long = "sweep", value_name = "KEY=V1,V2,...", value_parser = super::sweep::parse_axis)]
+    pub sweeps: Vec<super::sweep::Axis>,
 }
 
 /// Everything resolved from the arguments and the config.
@@ -346,6 +350,21 @@ pub fn report_json(setup: &Setup, data: &[PathBuf], bars: &[Bar], runs: &(Run, R
 pub fn run(a: BacktestArgs) -> Result<()> {
     let setup = setup(&a)?;
     let bars = load_bars(&a.data, setup.from_ms, setup.to_ms)?;
+    if !a.sweeps.is_empty() {
+        let points = super::sweep::run(&a, &a.sweeps, &bars)?;
+        print!("{}", super::sweep::table(&points));
+        if let Some(p) = &a.json {
+            let v = json!({
+                "mode": "sweep",
+                "strategy": setup.strategy,
+                "warning": super::sweep::OVERFIT_WARNING,
+                "bars": bars.len(),
+                "points": points,
+            });
+            write_json(p, &v)?;
+        }
+        return Ok(());
+    }
     let runs = run_all(&setup, &bars)?;
     let report = report_json(&setup, &a.data, &bars, &runs);
     print!("{}", super::text::summary(&report));

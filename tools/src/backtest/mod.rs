@@ -5,10 +5,12 @@
 //! - [`account`]: the simulated account — the risk crate's exact ledger plus round trips, equity
 //!   samples, totals and the order log.
 //! - [`bar_sim`]: bar-mode backtests (klines), filled at the next bar's open through risk.
+//! - [`sweep`]: parameter grids run in parallel and ranked (with the overfitting warning).
 //! - [`cmd`]: the command — arguments, config, baselines, the JSON report; [`text`]: its summary.
 
 pub mod account;
 pub mod bar_sim;
 pub mod cmd;
 pub mod metrics;
+pub mod sweep;
 pub mod text;
