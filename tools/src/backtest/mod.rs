@@ -11,6 +11,7 @@
 pub mod account;
 pub mod bar_sim;
 pub mod cmd;
+pub mod latency;
 pub mod metrics;
 pub mod sweep;
 pub mod text;
