@@ -7,9 +7,13 @@
 //!
 //! ```text
 //! feed (FeedRunner: depth@0ms, bookTicker, trade) ─MarketEvent ring (drop newest)─► strategy
-//! strategy (TouchQuoter + book checker) ─OrderCommand ring (back-pressure)─► gateway
+//! strategy (baseline → Executor → RiskEngine, book checker) ─OrderCommand ring (back-pressure)─► gateway
 //! gateway (ws-fapi orders, REST fallback, user-data stream) ─ExecReport ring (back-pressure)─► strategy
 //! ```
+//!
+//! The strategy is any of the strategy crate's baselines by name (`--strategy`, default `maker`:
+//! post-only quotes at the touch; see [`strategy`]); the [`executor`] turns its intents into orders
+//! through the risk engine.
 //!
 //! The gateway is the engine's own (`qalpha_venues::gateway::session`): orders over the mock's
 //! Binance WebSocket API, fills from the user-data stream, reconciliation over REST.
@@ -18,6 +22,8 @@
 //! FILE as well). Tick-to-order runs from the `recv_ns` of the market event behind a decision to the
 //! moment the order's bytes were handed to the WebSocket.
 
+pub mod executor;
+pub mod ledger;
 mod parts;
 pub mod strategy;
 
@@ -45,12 +51,14 @@ use qalpha_venues::sign::Signer;
 use serde_json::json;
 
 use crate::live_cmd::{effective_config, RecordOverrides};
+use executor::{Executor, Market};
+use ledger::decimal;
 use qalpha_risk::engine::RiskEngine;
 use qalpha_risk::RiskConfig;
 use qalpha_venues::fill::FeeSchedule;
 use qalpha_venues::gateway::session::{Gateway, GatewayConfig, Via};
 use qalpha_venues::paper::PaperVenue;
-use strategy::{decimal, QuoterParams, TouchQuoter};
+use strategy::StrategySpec;
 
 /// The capture bundled with the repository (relative to its root).
 pub const SAMPLE_CAPTURE: &str = "data/sample/btcusdt-usdm-20230404.qcap";
@@ -88,10 +96,17 @@ pub struct DemoArgs {
     /// on the engine's own market events; nothing is sent).
     #[arg(long, default_value = "mock")]
     pub mode: String,
-    /// Override a setting, e.g. `--set risk.daily_loss_limit=1` (quote currency); repeatable.
+    /// The strategy, by name: `maker` (post-only quotes at the touch), `obi-taker` (takes the side
+    /// the top of book leans to), `sma-cross` (moving-average crossover on time bars of
+    /// `strategy.bar_ms`, default 1000). Params: `--set strategy.KEY=VALUE`.
+    #[arg(long, default_value = strategy::DEFAULT_STRATEGY)]
+    pub strategy: String,
+    /// Override a setting, e.g. `--set risk.daily_loss_limit=1` (quote currency) or
+    /// `--set strategy.threshold=0.3`; repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
-    /// A config file whose `[risk]` section sets the limits (`--set` applies on top).
+    /// A config file whose `[risk]` and `[strategy]` sections set the limits and the strategy's
+    /// params (`--set` applies on top).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// The risk journal: restored at start (today's PnL, halt state, counters), appended to.
@@ -124,6 +139,8 @@ pub struct DemoOptions {
     pub risk: RiskConfig,
     /// Where the risk journal lives (restored at start, appended to).
     pub risk_journal: Option<PathBuf>,
+    /// The strategy by name, with its params.
+    pub strategy: StrategySpec,
 }
 
 impl Default for DemoOptions {
@@ -138,6 +155,7 @@ impl Default for DemoOptions {
             mode: DemoMode::Mock,
             risk: RiskConfig::default(),
             risk_journal: None,
+            strategy: StrategySpec::default(),
         }
     }
 }
@@ -177,6 +195,11 @@ impl Latency {
 /// The demo's summary.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct DemoReport {
+    /// The strategy's registry name and the params it was given (bar strategies: `bar_ms` too).
+    pub strategy: String,
+    pub strategy_params: std::collections::BTreeMap<String, String>,
+    /// Intents the strategy returned.
+    pub intents: u64,
     pub frames: u64,
     pub events: u64,
     pub reconnects: u64,
@@ -194,6 +217,9 @@ pub struct DemoReport {
     pub expired: u64,
     pub duplicate_orders: u64,
     pub orders_on_stale_book: u64,
+    /// Reports the order state machine ignored as repeats or late / for ids never sent.
+    pub duplicate_reports: u64,
+    pub unknown_reports: u64,
     /// New orders the risk engine refused (never sent) / reduce-only orders it sent.
     pub risk_rejects: u64,
     pub risk_orders: u64,
@@ -209,8 +235,10 @@ pub struct DemoReport {
     pub risk_events: u64,
     /// Risk refusals by reason.
     pub risk_rejected_by: std::collections::BTreeMap<String, u64>,
-    /// Base quantity at the end, exact decimal.
+    /// Base quantity at the end, exact decimal (= bought − sold, the sums of the fills).
     pub position: String,
+    pub bought: String,
+    pub sold: String,
     /// Net PnL (cash flow + position at mid − fees), quote currency, exact decimal.
     pub pnl: String,
     pub pnl_before_fees: String,
@@ -248,6 +276,11 @@ struct FeedResult {
 /// Runs the demo for `o.duration` (or until `stop` is set) and returns its summary.
 pub fn run_demo(o: &DemoOptions, stop: Arc<AtomicBool>) -> Result<DemoReport> {
     let started = Instant::now();
+    // A bad name or param stops the demo here, before anything starts.
+    let decider = o
+        .strategy
+        .build()
+        .map_err(|e| anyhow::anyhow!("--strategy {}: {e}", o.strategy.name))?;
     if !o.capture.is_file() {
         bail!(
             "capture {} not found: run from the repository root or pass --capture FILE.qcap",
@@ -267,7 +300,7 @@ pub fn run_demo(o: &DemoOptions, stop: Arc<AtomicBool>) -> Result<DemoReport> {
     ));
     std::fs::create_dir_all(&cert_dir)
         .with_context(|| format!("cannot create {}", cert_dir.display()))?;
-    let result = run_with_mock(o, &cert_dir, stop, started);
+    let result = run_with_mock(o, decider, &cert_dir, stop, started);
     let _ = std::fs::remove_dir_all(&cert_dir);
     let rep = result?;
     if let Some(path) = &o.json {
@@ -279,6 +312,7 @@ pub fn run_demo(o: &DemoOptions, stop: Arc<AtomicBool>) -> Result<DemoReport> {
 
 fn run_with_mock(
     o: &DemoOptions,
+    decider: strategy::Decider,
     cert_dir: &std::path::Path,
     stop: Arc<AtomicBool>,
     started: Instant,
@@ -395,14 +429,20 @@ fn run_with_mock(
     .context("risk engine")?;
     // BTCUSDT's lot step on both venues (instrument rules): risk's position cuts are rounded to it.
     risk.set_step(Venue::BinanceUsdm, symbol, Qty(100_000));
-    let params = QuoterParams {
+    let mut strategy_params = o.strategy.params.clone();
+    if let Some(ms) = decider.bar_ms() {
+        strategy_params.insert("bar_ms".into(), ms.to_string());
+    }
+    let market = Market {
         venue: Venue::BinanceUsdm,
         symbol,
-        size: Qty::parse("0.001").map_err(|e| anyhow::anyhow!("size: {e}"))?,
-        max_position: Qty::parse("0.01").map_err(|e| anyhow::anyhow!("limit: {e}"))?,
     };
+    // The venue side runs until the strategy thread has wound down (its last cancels and a bar
+    // strategy's settling order get answered), not merely until `stop`.
+    let gw_stop = Arc::new(AtomicBool::new(false));
+    let strat_done = gw_stop.clone();
     rt.spawn(&specs[1].name, pl[1], move |p| {
-        let mut q = TouchQuoter::with_risk(params, risk);
+        let mut q = Executor::with_risk(market, decider, risk);
         let mut checker = ReplayConsumer {
             check_books: true,
             ..Default::default()
@@ -436,10 +476,12 @@ fn run_with_mock(
                 p.wait.idle(&mut spins);
             }
         }
-        // The feed stopped: cancel what rests and wait (bounded) for the answers.
+        // The feed stopped: settle (a bar strategy goes flat), cancel what rests and wait
+        // (bounded) for the answers.
+        q.begin_shutdown();
         let deadline = Instant::now() + Duration::from_secs(2);
-        while q.live_orders() > 0 && Instant::now() < deadline {
-            q.flatten_quotes(&mut cmd_tx);
+        while !q.settled() && Instant::now() < deadline {
+            q.wind_down(&mut cmd_tx);
             while let Ok(r) = rep_rx.pop() {
                 q.on_report(&r);
             }
@@ -447,12 +489,12 @@ fn run_with_mock(
         }
         publish(&v, &q, checker.events);
         drop(cmd_tx);
+        strat_done.store(true, Ordering::Relaxed);
         let risk = RiskSummary::of(&mut q);
         let _ = strat_res_tx.send((q.counters, q.ledger, checker, risk));
     })?;
 
     let (gw_res_tx, gw_res_rx) = std::sync::mpsc::channel();
-    let gw_stop = stop.clone();
     rt.spawn(&specs[2].name, pl[2], move |p| {
         let summary = match gw {
             Venues::Gateway(g) => {
@@ -507,6 +549,9 @@ fn run_with_mock(
     let (c, ledger, checker, risk) = strat_res_rx.recv().context("strategy thread result")?;
     let g = gw_res_rx.recv().context("gateway thread result")?;
     Ok(DemoReport {
+        strategy: o.strategy.name.clone(),
+        strategy_params,
+        intents: c.intents,
         frames: feed.frames,
         events: checker.events,
         reconnects: feed.connects.saturating_sub(ws_conns),
@@ -524,6 +569,8 @@ fn run_with_mock(
         expired: c.expired,
         duplicate_orders: g.duplicate_orders,
         orders_on_stale_book: c.orders_on_stale_book,
+        duplicate_reports: c.ignored_reports,
+        unknown_reports: c.unknown_reports,
         risk_rejects: c.risk_rejects,
         risk_orders: c.risk_orders,
         final_state: risk.final_state,
@@ -534,6 +581,8 @@ fn run_with_mock(
         risk_events: risk.risk_events,
         risk_rejected_by: risk.rejected_by,
         position: decimal(ledger.position as i128, 8),
+        bought: decimal(ledger.bought as i128, 8),
+        sold: decimal(ledger.sold as i128, 8),
         pnl: decimal(ledger.net(), 16),
         pnl_before_fees: decimal(ledger.gross(), 16),
         fees: decimal(ledger.fees as i128, 8),
@@ -554,7 +603,7 @@ fn run_with_mock(
     })
 }
 
-fn publish(v: &LiveView, q: &TouchQuoter, events: u64) {
+fn publish(v: &LiveView, q: &Executor, events: u64) {
     v.events.store(events, Ordering::Relaxed);
     v.orders.store(q.counters.orders, Ordering::Relaxed);
     v.acks.store(q.counters.acks, Ordering::Relaxed);
@@ -575,7 +624,10 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let cfg =
         qalpha_engine::config::EngineConfig::load_with_overrides(a.config.as_deref(), &a.sets)?;
     let risk = RiskConfig::from_engine(&cfg)?;
+    let strategy = StrategySpec::from_config(&a.strategy, &cfg)
+        .map_err(|e| anyhow::anyhow!("--strategy {}: {e}", a.strategy))?;
     let o = DemoOptions {
+        strategy,
         mode,
         risk,
         risk_journal: a.risk_journal,

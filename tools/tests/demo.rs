@@ -1,5 +1,5 @@
-//! `qalpha demo` in-process: the mock exchange on the bundled capture, the feed, the quoting
-//! strategy and the engine's gateway (WebSocket orders, user-data stream) — or, in paper mode, the
+//! `qalpha demo` in-process: the mock exchange on the bundled capture, the feed, the default
+//! strategy (`maker`: post-only quotes at the touch, through the executor and risk) and the engine's gateway (WebSocket orders, user-data stream) — or, in paper mode, the
 //! local paper venue — for a few seconds (127.0.0.1 only).
 
 use std::sync::atomic::AtomicBool;
@@ -15,6 +15,8 @@ const SAMPLE: &str = concat!(
 );
 
 const REQUIRED_KEYS: &[&str] = &[
+    "strategy",
+    "strategy_params",
     "frames",
     "reconnects",
     "resyncs",
@@ -43,6 +45,7 @@ fn demo_trades_against_the_mock_and_writes_its_summary() {
         ..Default::default()
     };
     let r = run_demo(&o, Arc::new(AtomicBool::new(false))).unwrap();
+    assert_eq!(r.strategy, "maker", "the default strategy");
     assert!(r.frames > 1000, "{r:?}");
     assert_eq!(r.book_mismatches, 0, "{r:?}");
     assert!(r.orders > 0 && r.acks > 0, "{r:?}");

@@ -1,5 +1,5 @@
 //! Each kill switch end to end: the demo in paper mode (the real sample capture served by the mock,
-//! the feed, the quoting strategy with the risk engine inline, the paper venue) with one limit set low
+//! the feed, the default strategy (`maker`, post-only quotes at the touch) with the risk engine inline, the paper venue) with one limit set low
 //! through `--set`. Each run must end in the switch's state, flat (halts flatten), with no open
 //! orders, the reason in the risk journal — and a restart with the same journal must come back
 //! halted without sending an order.
@@ -34,6 +34,7 @@ fn run(sets: &[&str], journal: &Path) -> DemoReport {
         mode: DemoMode::Paper,
         risk: RiskConfig::from_engine(&cfg).unwrap(),
         risk_journal: Some(journal.to_path_buf()),
+        ..Default::default()
     };
     run_demo(&o, Arc::new(AtomicBool::new(false))).unwrap()
 }

@@ -5,7 +5,7 @@ use hdrhistogram::Histogram;
 use qalpha_venues::gateway::session::{Gateway, GatewayStats};
 use qalpha_venues::paper::{PaperStats, PaperVenue};
 
-use super::strategy::TouchQuoter;
+use super::executor::Executor;
 use super::DemoReport;
 
 /// What the strategy thread reports of risk at the end.
@@ -20,7 +20,7 @@ pub(super) struct RiskSummary {
 }
 
 impl RiskSummary {
-    pub(super) fn of(q: &mut TouchQuoter) -> Self {
+    pub(super) fn of(q: &mut Executor) -> Self {
         let open_orders = q.live_orders() as u64;
         let Some(r) = q.risk.as_mut() else {
             return Self {
@@ -113,14 +113,27 @@ impl GatewaySummary {
 
 /// The human summary printed on stdout.
 pub fn summary_text(r: &DemoReport) -> String {
+    let params: Vec<String> = r
+        .strategy_params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     format!(
         "demo: {:.1}s at {}x of the bundled capture\n\
+         strategy: {} ({}), {} intents\n\
          market: {} frames, {} events, {} book checks, {} mismatches, {} resyncs, {} reconnects\n\
          orders: {} sent, {} acked, {} fills, {} rejects, {} cancels sent, {} duplicates, {} on a stale book\n\
-         position {} BTC, PnL {} USDT (before fees {}, fees {})\n\
+         position {} BTC (bought {}, sold {}), PnL {} USDT (before fees {}, fees {})\n\
          tick-to-order p50 {:.1} µs, p99 {:.1} µs; tick-to-answer p50 {:.1} µs, p99 {:.1} µs",
         r.elapsed_s,
         r.speed,
+        r.strategy,
+        if params.is_empty() {
+            "default params".to_string()
+        } else {
+            params.join(", ")
+        },
+        r.intents,
         r.frames,
         r.events,
         r.book_checks,
@@ -135,6 +148,8 @@ pub fn summary_text(r: &DemoReport) -> String {
         r.duplicate_orders,
         r.orders_on_stale_book,
         r.position,
+        r.bought,
+        r.sold,
         r.pnl,
         r.pnl_before_fees,
         r.fees,
