@@ -30,6 +30,7 @@ fn args(data: PathBuf, sets: &[&str]) -> BacktestArgs {
         symbol: "BTCUSDT".into(),
         period: 3_600_000,
         json: None,
+        report: None,
         sweeps: Vec::new(),
     }
 }

@@ -77,6 +77,7 @@ fn ours(fast: usize, slow: usize, taker_bps: &str) -> Value {
         symbol: "BTCUSDT".into(),
         period: 86_400_000,
         json: None,
+        report: None,
         sweeps: Vec::new(),
     };
     let setup = cmd::setup(&a).unwrap();

@@ -59,6 +59,10 @@ pub struct BacktestArgs {
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Write a report folder here: report.txt, equity.png, drawdown.png and a self-contained
+    /// report.html.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
     /// Sweep a setting over values, e.g. `--sweep strategy.fast=5,10,20`; repeat for a grid. Runs
     /// every point in parallel and prints a ranked table (in-sample: it overfits).
     #[arg(long = "sweep", value_name = "KEY=V1,V2,...", value_parser = super::sweep::parse_axis)]
@@ -370,6 +374,23 @@ pub fn run(a: BacktestArgs) -> Result<()> {
     print!("{}", super::text::summary(&report));
     if let Some(p) = &a.json {
         write_json(p, &report)?;
+    }
+    if let Some(dir) = &a.report {
+        let (main, hold, flat) = &runs;
+        let files = super::report_dir::write_report_dir(
+            dir,
+            &report,
+            &[
+                (setup.strategy.as_str(), &main.out.account.curve[..]),
+                ("buy & hold", &hold.out.account.curve[..]),
+                ("flat", &flat.out.account.curve[..]),
+            ],
+        )?;
+        eprintln!(
+            "report written to {} ({} files)",
+            dir.display(),
+            files.len()
+        );
     }
     Ok(())
 }

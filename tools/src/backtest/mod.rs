@@ -6,6 +6,8 @@
 //!   samples, totals and the order log.
 //! - [`bar_sim`]: bar-mode backtests (klines), filled at the next bar's open through risk.
 //! - [`sweep`]: parameter grids run in parallel and ranked (with the overfitting warning).
+//! - [`report_dir`]: `--report DIR` — text, PNG charts and a self-contained HTML page;
+//!   [`report_dir::Progress`]: the progress line.
 //! - [`cmd`]: the command — arguments, config, baselines, the JSON report; [`text`]: its summary.
 
 pub mod account;
@@ -13,5 +15,6 @@ pub mod bar_sim;
 pub mod cmd;
 pub mod latency;
 pub mod metrics;
+pub mod report_dir;
 pub mod sweep;
 pub mod text;
