@@ -200,6 +200,8 @@ pub struct DemoReport {
     pub strategy_params: std::collections::BTreeMap<String, String>,
     /// Intents the strategy returned.
     pub intents: u64,
+    /// What the strategy itself counted (the Trinity: bars, inference runs, last decision).
+    pub strategy_summary: std::collections::BTreeMap<String, String>,
     pub frames: u64,
     pub events: u64,
     pub reconnects: u64,
@@ -232,6 +234,8 @@ pub struct DemoReport {
     /// Orders not final at the end.
     pub open_orders: u64,
     /// Risk journal records written this run.
+    /// Risk state changes (halts, reducing, conservative on and off).
+    pub risk_transitions: u64,
     pub risk_events: u64,
     /// Risk refusals by reason.
     pub risk_rejected_by: std::collections::BTreeMap<String, u64>,
@@ -491,7 +495,8 @@ fn run_with_mock(
         drop(cmd_tx);
         strat_done.store(true, Ordering::Relaxed);
         let risk = RiskSummary::of(&mut q);
-        let _ = strat_res_tx.send((q.counters, q.ledger, checker, risk));
+        let summary = q.strategy_summary();
+        let _ = strat_res_tx.send((q.counters, q.ledger, checker, risk, summary));
     })?;
 
     let (gw_res_tx, gw_res_rx) = std::sync::mpsc::channel();
@@ -546,12 +551,17 @@ fn run_with_mock(
         bail!("engine thread(s) panicked: {panicked:?}");
     }
     let feed = feed_res_rx.recv().context("feed thread result")?;
-    let (c, ledger, checker, risk) = strat_res_rx.recv().context("strategy thread result")?;
+    let (c, ledger, checker, risk, strategy_summary) =
+        strat_res_rx.recv().context("strategy thread result")?;
     let g = gw_res_rx.recv().context("gateway thread result")?;
     Ok(DemoReport {
         strategy: o.strategy.name.clone(),
         strategy_params,
         intents: c.intents,
+        strategy_summary: strategy_summary
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
         frames: feed.frames,
         events: checker.events,
         reconnects: feed.connects.saturating_sub(ws_conns),
@@ -579,6 +589,7 @@ fn run_with_mock(
         final_positions: risk.final_positions,
         open_orders: risk.open_orders,
         risk_events: risk.risk_events,
+        risk_transitions: risk.transitions,
         risk_rejected_by: risk.rejected_by,
         position: decimal(ledger.position as i128, 8),
         bought: decimal(ledger.bought as i128, 8),

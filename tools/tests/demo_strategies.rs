@@ -102,6 +102,49 @@ fn check_common(r: &DemoReport, json: &Path, name: &str) -> serde_json::Value {
     v
 }
 
+/// The Trinity on the strategy thread: 1 s bars cut from the prints, the test models in
+/// `strategy/tests/models` inferring after every bar once the features are warm, the decision layer
+/// turning their outputs into targets the executor trades, and the models' disagreement reaching
+/// risk — first with conservative mode out of reach (so it trades), then at risk's default limit.
+#[test]
+fn trinity_infers_on_the_strategy_thread_and_trades_through_risk() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/../strategy/tests/models");
+    let models_set = format!("strategy.models={models}");
+    let base = [
+        models_set.as_str(),
+        "strategy.max_qty=0.1",
+        "strategy.min_conviction=0",
+    ];
+    let json = dir.path().join("trinity.json");
+    let mut sets = base.to_vec();
+    sets.push("risk.model_disagreement_max=1");
+    let r = run("trinity", &sets, DemoMode::Paper, &json);
+    check_common(&r, &json, "trinity");
+    let s = &r.strategy_summary;
+    let runs: u64 = s["inference_runs"].parse().unwrap();
+    let bars: u64 = s["bars"].parse().unwrap();
+    assert!(
+        runs >= 10 && runs < bars,
+        "inference after warm bars only: {s:?}"
+    );
+    assert_eq!(s["inference_errors"], "0", "{s:?}");
+    assert!(r.fills >= 1, "{r:?}");
+    let d: f64 = s["last_disagreement"].parse().unwrap();
+    assert!((0.0..=1.0).contains(&d), "{s:?}");
+
+    // At the default limit (0.5) the same run reaches risk's model-disagreement switch whenever the
+    // test models disagree that much; either way nothing opens while conservative.
+    let json = dir.path().join("trinity-default.json");
+    let r = run("trinity", &base, DemoMode::Paper, &json);
+    check_common(&r, &json, "trinity");
+    let conservative = r.risk_rejected_by.get("conservative").copied().unwrap_or(0);
+    assert!(
+        r.risk_transitions >= 1 || conservative == 0,
+        "conservative refusals without a risk transition: {r:?}"
+    );
+}
+
 #[test]
 fn sma_cross_trades_bars_cut_from_the_prints_and_ends_flat() {
     let dir = tempfile::tempdir().unwrap();

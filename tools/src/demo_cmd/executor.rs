@@ -192,6 +192,11 @@ impl Executor {
         self.strategy.name()
     }
 
+    /// What the strategy counted (the Trinity: bars, inference runs, last decision); cold path.
+    pub fn strategy_summary(&self) -> Vec<(&'static str, String)> {
+        self.strategy.summary()
+    }
+
     /// Orders not yet in a terminal state.
     pub fn live_orders(&self) -> usize {
         self.live.count

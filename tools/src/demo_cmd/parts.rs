@@ -16,6 +16,8 @@ pub(super) struct RiskSummary {
     pub(super) final_positions: std::collections::BTreeMap<String, String>,
     pub(super) open_orders: u64,
     pub(super) risk_events: u64,
+    /// State changes of risk (halts, reducing, conservative on/off).
+    pub(super) transitions: u64,
     pub(super) rejected_by: std::collections::BTreeMap<String, u64>,
 }
 
@@ -30,6 +32,7 @@ impl RiskSummary {
                 final_positions: Default::default(),
                 open_orders,
                 risk_events: 0,
+                transitions: 0,
                 rejected_by: Default::default(),
             };
         };
@@ -45,6 +48,7 @@ impl RiskSummary {
                 .collect(),
             open_orders,
             risk_events: r.stats.risk_events,
+            transitions: r.stats.transitions,
             rejected_by: r
                 .stats
                 .rejected_by
@@ -157,5 +161,18 @@ pub fn summary_text(r: &DemoReport) -> String {
         r.tick_to_order.p99_us,
         r.tick_to_answer.p50_us,
         r.tick_to_answer.p99_us,
-    )
+    ) + &strategy_state(r)
+}
+
+/// The strategy's own counters (the Trinity's bars, inference runs, last decision), one line.
+fn strategy_state(r: &DemoReport) -> String {
+    if r.strategy_summary.is_empty() {
+        return String::new();
+    }
+    let kv: Vec<String> = r
+        .strategy_summary
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!("\nstrategy state: {}", kv.join(", "))
 }

@@ -17,7 +17,8 @@ use qalpha_engine::event::{MarketEvent, MarketPayload};
 use qalpha_engine::{Qty, Side};
 use qalpha_strategy::bars::TimeBars;
 use qalpha_strategy::baselines::{
-    bar_strategy, tick_strategy, BarStrategy, Intent, TickStrategy, BAR_STRATEGIES, TICK_STRATEGIES,
+    bar_strategy, tick_strategy, BarStrategy, Intent, TickStrategy, BAR_STRATEGIES,
+    MODEL_STRATEGIES, TICK_STRATEGIES,
 };
 
 /// The strategy the demo runs when none is named: the touch quoter.
@@ -103,7 +104,7 @@ impl StrategySpec {
                 bars: TimeBars::new(bar_ms),
                 bar_ms,
             })
-        } else if TICK_STRATEGIES.contains(&name) {
+        } else if TICK_STRATEGIES.contains(&name) || MODEL_STRATEGIES.contains(&name) {
             if self.params.contains_key("bar_ms") {
                 return Err(format!(
                     "{name}: param bar_ms is for bar strategies ({}); {name} decides on every market event",
@@ -117,6 +118,7 @@ impl StrategySpec {
                 BAR_STRATEGIES
                     .iter()
                     .chain(TICK_STRATEGIES)
+                    .chain(MODEL_STRATEGIES)
                     .copied()
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -158,12 +160,7 @@ impl Decider {
             Self::Tick(s) => s.on_event(ev),
             Self::Bar { strategy, bars, .. } => match &ev.payload {
                 MarketPayload::Trade(t) => {
-                    let bar = bars.on_trade(
-                        t.trade_time_ms,
-                        t.px.to_f64(),
-                        t.qty.to_f64(),
-                        t.aggressor == Side::Buy,
-                    )?;
+                    let bar = bars.on_trade_event(t)?;
                     strategy.on_bar(&bar)
                 }
                 _ => None,
@@ -183,6 +180,14 @@ impl Decider {
         match self {
             Self::Tick(s) => s.disagreement(),
             Self::Bar { .. } => None,
+        }
+    }
+
+    /// What the strategy counted, for the run's summary (cold path).
+    pub fn summary(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::Tick(s) => s.summary(),
+            Self::Bar { .. } => Vec::new(),
         }
     }
 

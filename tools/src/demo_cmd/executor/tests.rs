@@ -14,6 +14,21 @@ use qalpha_strategy::baselines::{bar_strategy, TickStrategy};
 
 use super::*;
 
+/// A tick strategy whose models disagree by the shared value (per mille), read after each event.
+struct Disagreeing(Arc<AtomicI64>);
+
+impl TickStrategy for Disagreeing {
+    fn name(&self) -> &'static str {
+        "disagreeing"
+    }
+    fn on_event(&mut self, _: &MarketEvent) -> Option<Intent> {
+        None
+    }
+    fn disagreement(&self) -> Option<f64> {
+        Some(self.0.load(Ordering::Relaxed) as f64 / 1000.0)
+    }
+}
+
 /// A tick strategy that decides nothing (intents are applied by hand) and sums its fills.
 struct Silent(Arc<AtomicI64>);
 
@@ -479,4 +494,30 @@ fn a_bar_strategy_trades_when_a_bar_closes_and_settles_flat_at_the_end() {
     r.report(id, ExecKind::Fill, "0.001", "0.001");
     assert!(r.ex.settled());
     assert_eq!(r.ex.ledger.position, 0);
+}
+
+#[test]
+fn model_disagreement_puts_risk_in_conservative_mode_and_back() {
+    let cfg = RiskConfig {
+        model_disagreement_max: 0.5,
+        ..RiskConfig::default()
+    };
+    let risk = RiskEngine::new(cfg, None, 1).unwrap();
+    let d = Arc::new(AtomicI64::new(900));
+    let ex = Executor::with_risk(btc(), Decider::Tick(Box::new(Disagreeing(d.clone()))), risk);
+    let mut r = Rig::with(ex, Arc::new(AtomicI64::new(0)));
+    r.market(event(MarketPayload::BookSynced { update_id: 1 }));
+    r.market(book("100", "101"));
+    let risk = r.ex.risk.as_ref().unwrap();
+    assert!(risk.conservative(), "0.9 > 0.5 after the event");
+    // Conservative: nothing new is opened; the refusal names the reason.
+    assert_eq!(r.intent(target("0.001", Style::Market)), []);
+    let by = &r.ex.risk.as_ref().unwrap().stats.rejected_by;
+    assert_eq!(by.get("conservative"), Some(&1), "{by:?}");
+    // The models agree again: the next event clears it.
+    d.store(100, Ordering::Relaxed);
+    r.market(book("100", "101"));
+    let risk = r.ex.risk.as_ref().unwrap();
+    assert!(!risk.conservative());
+    assert_eq!(risk.stats.transitions, 2, "on, then off");
 }
