@@ -31,6 +31,9 @@ fn args(data: PathBuf, sets: &[&str]) -> BacktestArgs {
         period: 3_600_000,
         json: None,
         report: None,
+        feed_latency: qalpha_tools::backtest::latency::Latency::Constant(0),
+        order_latency: qalpha_tools::backtest::latency::Latency::Constant(0),
+        fill: qalpha_tools::backtest::tick_sim::Fill::Book,
         sweeps: Vec::new(),
     }
 }

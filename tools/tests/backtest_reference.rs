@@ -78,6 +78,9 @@ fn ours(fast: usize, slow: usize, taker_bps: &str) -> Value {
         period: 86_400_000,
         json: None,
         report: None,
+        feed_latency: qalpha_tools::backtest::latency::Latency::Constant(0),
+        order_latency: qalpha_tools::backtest::latency::Latency::Constant(0),
+        fill: qalpha_tools::backtest::tick_sim::Fill::Book,
         sweeps: Vec::new(),
     };
     let setup = cmd::setup(&a).unwrap();

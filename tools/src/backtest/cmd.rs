@@ -63,6 +63,17 @@ pub struct BacktestArgs {
     /// report.html.
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
+    /// Tick mode (captures): exchange → strategy latency, e.g. 0, 200us, 1ms, or samples:FILE (ns per
+    /// line, drawn with --seed).
+    #[arg(long, default_value = "0", value_parser = super::tick_cmd::parse_latency)]
+    pub feed_latency: super::latency::Latency,
+    /// Tick mode: strategy → exchange latency (and the answer's way back), as --feed-latency.
+    #[arg(long, default_value = "500us", value_parser = super::tick_cmd::parse_latency)]
+    pub order_latency: super::latency::Latency,
+    /// Tick mode: `book` (the fill model against the rebuilt book: depth, queue position, prints) or
+    /// `top` (the paper venue: top of book, as a paper run).
+    #[arg(long, default_value = "book", value_parser = super::tick_cmd::parse_fill)]
+    pub fill: super::tick_sim::Fill,
     /// Sweep a setting over values, e.g. `--sweep strategy.fast=5,10,20`; repeat for a grid. Runs
     /// every point in parallel and prints a ranked table (in-sample: it overfits).
     #[arg(long = "sweep", value_name = "KEY=V1,V2,...", value_parser = super::sweep::parse_axis)]
@@ -353,6 +364,33 @@ pub fn report_json(setup: &Setup, data: &[PathBuf], bars: &[Bar], runs: &(Run, R
 /// `qalpha backtest`.
 pub fn run(a: BacktestArgs) -> Result<()> {
     let setup = setup(&a)?;
+    if super::tick_cmd::is_tick_data(&a.data)? {
+        if !a.sweeps.is_empty() {
+            bail!("--sweep runs on kline data (bar mode) for now");
+        }
+        let (report, curves) = super::tick_cmd::run(&setup, &a)?;
+        print!("{}", super::text::summary(&report));
+        if let Some(p) = &a.json {
+            write_json(p, &report)?;
+        }
+        if let Some(dir) = &a.report {
+            let files = super::report_dir::write_report_dir(
+                dir,
+                &report,
+                &[
+                    (setup.strategy.as_str(), &curves.strategy[..]),
+                    ("buy & hold", &curves.hold[..]),
+                    ("flat", &curves.flat[..]),
+                ],
+            )?;
+            eprintln!(
+                "report written to {} ({} files)",
+                dir.display(),
+                files.len()
+            );
+        }
+        return Ok(());
+    }
     let bars = load_bars(&a.data, setup.from_ms, setup.to_ms)?;
     if !a.sweeps.is_empty() {
         let points = super::sweep::run(&a, &a.sweeps, &bars)?;

@@ -8,6 +8,9 @@
 //! - [`sweep`]: parameter grids run in parallel and ranked (with the overfitting warning).
 //! - [`report_dir`]: `--report DIR` — text, PNG charts and a self-contained HTML page;
 //!   [`report_dir::Progress`]: the progress line.
+//! - [`tick_sim`]: tick-mode backtests on captures — the engine's decode, book, executor and risk on
+//!   a simulated clock against the fill model (or the paper venue), with latency models;
+//!   [`tick_cmd`]: its report.
 //! - [`cmd`]: the command — arguments, config, baselines, the JSON report; [`text`]: its summary.
 
 pub mod account;
@@ -18,3 +21,5 @@ pub mod metrics;
 pub mod report_dir;
 pub mod sweep;
 pub mod text;
+pub mod tick_cmd;
+pub mod tick_sim;

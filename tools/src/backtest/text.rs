@@ -68,10 +68,14 @@ pub fn summary(report: &Value) -> String {
     ];
     let mut out = String::new();
     let d = &report["data"];
+    let what = match d["bars"].as_u64() {
+        Some(n) => format!("{n} bars"),
+        None => format!("{} events", d["events"]),
+    };
     out.push_str(&format!(
-        "backtest {} on {} bars of {} ({} → {} ms), periodicity of the ratios: {}\n\n",
+        "backtest {} on {} of {} ({} → {} ms), periodicity of the ratios: {}\n\n",
         name,
-        d["bars"],
+        what,
         d["symbol"].as_str().unwrap_or("?"),
         d["from_ms"],
         d["to_ms"],

@@ -45,6 +45,7 @@ use qalpha_engine::{clock, Price, Qty, Side, Symbol, Venue};
 use qalpha_risk::engine::{RiskAction, RiskEngine};
 use qalpha_risk::RiskState;
 use qalpha_strategy::baselines::{Intent, Style};
+use qalpha_venues::fill::RejectReason;
 
 use super::ledger::Ledger;
 use super::strategy::Decider;
@@ -153,6 +154,9 @@ pub struct Executor {
     /// No new order before this (ns): after a risk refusal, or a market target order that filled
     /// nothing.
     pause_until: u64,
+    /// Simulated time (backtests, deterministic replays): `Some` replaces the wall clock everywhere
+    /// the executor reads the time (order stamps, pauses, risk). Set with [`Executor::set_time`].
+    sim_now: Option<u64>,
 }
 
 impl Executor {
@@ -176,7 +180,29 @@ impl Executor {
             risk: None,
             actions: Vec::with_capacity(8),
             pause_until: 0,
+            sim_now: None,
         }
+    }
+
+    /// Simulated time from now on (a backtest's clock, ns): every time the executor reads — order
+    /// stamps, pauses, risk — is this instead of the wall clock, so a replay is deterministic.
+    pub fn set_time(&mut self, now_ns: u64) {
+        self.sim_now = Some(now_ns);
+    }
+
+    /// Client ids from `ids` (a backtest numbers its orders from the data's start, not the clock).
+    pub fn set_ids(&mut self, ids: ClientIdGen) {
+        self.ids = ids;
+    }
+
+    /// The executor's clock: simulated when set, else the wall clock.
+    fn now(&self) -> u64 {
+        self.sim_now.unwrap_or_else(clock::now_ns)
+    }
+
+    /// The exact position and money so far.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     /// The same executor with a risk engine in front of its orders.
@@ -212,7 +238,7 @@ impl Executor {
 
     /// New orders may go out now: the book is trusted, risk lets us, no pause runs.
     fn may_send(&self) -> bool {
-        self.in_sync && self.top.is_some() && clock::now_ns() >= self.pause_until
+        self.in_sync && self.top.is_some() && self.now() >= self.pause_until
     }
 
     /// Sends what the risk engine asked for (cancel-alls, reduce-only orders).
@@ -479,7 +505,7 @@ impl Executor {
 
     /// One shutdown step: cancel what rests, trade the settling target.
     pub fn wind_down(&mut self, out: &mut Producer<OrderCommand>) {
-        let now = clock::now_ns();
+        let now = self.now();
         if self.in_sync {
             self.work(now, out);
         } else {
@@ -539,7 +565,7 @@ impl Executor {
             venue: self.m.venue,
             symbol: self.m.symbol,
             tick_recv_ns: tick_ns,
-            decided_ns: clock::now_ns(),
+            decided_ns: self.now(),
             action,
         };
         if let (Some(r), OrderAction::New(o)) = (self.risk.as_mut(), action) {
@@ -565,8 +591,21 @@ impl Executor {
     pub fn on_report(&mut self, r: &ExecReport) {
         if r.reason > RISK_REJECT_BASE - 100 && r.reason <= RISK_REJECT_BASE {
             // risk's own refusal: not an API error
-        } else if let Some(risk) = self.risk.as_mut() {
-            risk.on_report(r, clock::now_ns());
+        } else {
+            let now = self.now();
+            let venue = self.m.venue;
+            if let Some(risk) = self.risk.as_mut() {
+                // A post-only order refused because the touch moved onto it is the market moving, not
+                // the API failing: risk frees its slot without counting an API error.
+                let normal = r.kind == ExecKind::Rejected
+                    && r.reason == RejectReason::PostOnlyWouldTake.code(venue);
+                let seen = if normal {
+                    ExecReport { reason: 0, ..*r }
+                } else {
+                    *r
+                };
+                risk.on_report(&seen, now);
+            }
         }
         let Some(st) = self.orders.get_mut(&r.client_id) else {
             self.counters.unknown_reports += 1;
@@ -601,7 +640,7 @@ impl Executor {
                 && now.cum_qty.raw() == 0
             {
                 // A market order that filled nothing (no book, refused): do not hammer the venue.
-                self.pause_until = self.pause_until.max(clock::now_ns() + PAUSE_NS);
+                self.pause_until = self.pause_until.max(self.now() + PAUSE_NS);
             }
             for slot in [&mut self.bid, &mut self.ask, &mut self.working] {
                 if slot.order == Some(r.client_id) {
