@@ -16,6 +16,7 @@
 pub mod account;
 pub mod bar_sim;
 pub mod cmd;
+pub mod csv_events;
 pub mod latency;
 pub mod metrics;
 pub mod report_dir;
