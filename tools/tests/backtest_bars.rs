@@ -19,22 +19,9 @@ fn klines() -> PathBuf {
 
 fn args(data: PathBuf, sets: &[&str]) -> BacktestArgs {
     BacktestArgs {
-        config: None,
-        data: vec![data],
-        strategy: "sma-cross".into(),
         sets: sets.iter().map(|s| s.to_string()).collect(),
-        from: None,
-        to: None,
-        year: None,
-        seed: 0,
-        symbol: "BTCUSDT".into(),
         period: 3_600_000,
-        json: None,
-        report: None,
-        feed_latency: qalpha_tools::backtest::latency::Latency::Constant(0),
-        order_latency: qalpha_tools::backtest::latency::Latency::Constant(0),
-        fill: qalpha_tools::backtest::tick_sim::Fill::Book,
-        sweeps: Vec::new(),
+        ..BacktestArgs::new(vec![data], "sma-cross")
     }
 }
 

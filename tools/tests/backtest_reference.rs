@@ -66,22 +66,8 @@ fn ours(fast: usize, slow: usize, taker_bps: &str) -> Value {
         "risk.daily_loss_limit=10000000".to_string(),
     ];
     let a = BacktestArgs {
-        config: None,
-        data: vec![klines()],
-        strategy: "sma-cross".into(),
         sets: sets.to_vec(),
-        from: None,
-        to: None,
-        year: None,
-        seed: 0,
-        symbol: "BTCUSDT".into(),
-        period: 86_400_000,
-        json: None,
-        report: None,
-        feed_latency: qalpha_tools::backtest::latency::Latency::Constant(0),
-        order_latency: qalpha_tools::backtest::latency::Latency::Constant(0),
-        fill: qalpha_tools::backtest::tick_sim::Fill::Book,
-        sweeps: Vec::new(),
+        ..BacktestArgs::new(vec![klines()], "sma-cross")
     };
     let setup = cmd::setup(&a).unwrap();
     let bars = cmd::load_bars(&a.data, setup.from_ms, setup.to_ms).unwrap();

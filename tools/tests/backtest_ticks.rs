@@ -10,7 +10,6 @@ use qalpha_engine::capture::{CaptureReader, CaptureWriter, RecordKind, WriterOpt
 use qalpha_tools::backtest::cmd::{self, BacktestArgs};
 use qalpha_tools::backtest::latency::Latency;
 use qalpha_tools::backtest::tick_cmd;
-use qalpha_tools::backtest::tick_sim::Fill;
 use serde_json::Value;
 
 fn sample() -> PathBuf {
@@ -21,22 +20,10 @@ fn sample() -> PathBuf {
 
 fn args(data: PathBuf, strategy: &str, sets: &[&str]) -> BacktestArgs {
     BacktestArgs {
-        config: None,
-        data: vec![data],
-        strategy: strategy.into(),
         sets: sets.iter().map(|s| s.to_string()).collect(),
-        from: None,
-        to: None,
-        year: None,
         seed: 7,
-        symbol: "BTCUSDT".into(),
         period: 60_000,
-        json: None,
-        report: None,
-        feed_latency: Latency::Constant(0),
-        order_latency: Latency::Constant(500_000),
-        fill: Fill::Book,
-        sweeps: Vec::new(),
+        ..BacktestArgs::new(vec![data], strategy)
     }
 }
 

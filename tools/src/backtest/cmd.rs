@@ -80,6 +80,30 @@ pub struct BacktestArgs {
     pub sweeps: Vec<super::sweep::Axis>,
 }
 
+impl BacktestArgs {
+    /// The command-line defaults for `strategy` on `data` (for library callers and tests).
+    pub fn new(data: Vec<PathBuf>, strategy: &str) -> Self {
+        Self {
+            config: None,
+            data,
+            strategy: strategy.to_string(),
+            sets: Vec::new(),
+            from: None,
+            to: None,
+            year: None,
+            seed: 0,
+            symbol: "BTCUSDT".into(),
+            period: DAY_MS,
+            json: None,
+            report: None,
+            feed_latency: super::latency::Latency::Constant(0),
+            order_latency: super::latency::Latency::Constant(500_000),
+            fill: super::tick_sim::Fill::Book,
+            sweeps: Vec::new(),
+        }
+    }
+}
+
 /// Everything resolved from the arguments and the config.
 #[derive(Clone, Debug)]
 pub struct Setup {

@@ -2,9 +2,10 @@
 
 use serde_json::Value;
 
-/// Rows: (label, JSON key in `metrics`, how to show it).
-const ROWS: &[(&str, &str, Fmt)] = &[
+/// Rows: (label, JSON key in `metrics`, how to show it) — the text summary's and the HTML page's.
+pub(crate) const ROWS: &[(&str, &str, Fmt)] = &[
     ("PnL", "pnl", Fmt::Text),
+    ("final equity", "final_equity", Fmt::Text),
     ("total return", "total_return", Fmt::Pct),
     ("CAGR", "cagr", Fmt::Pct),
     ("Sharpe", "sharpe", Fmt::Num),
@@ -22,15 +23,17 @@ const ROWS: &[(&str, &str, Fmt)] = &[
     ("funding", "funding", Fmt::Text),
 ];
 
+/// How a metric is shown.
 #[derive(Clone, Copy)]
-enum Fmt {
+pub(crate) enum Fmt {
     Text,
     Pct,
     Num,
     Dur,
 }
 
-fn cell(v: &Value, f: Fmt) -> String {
+/// One metric value as shown.
+pub(crate) fn cell(v: &Value, f: Fmt) -> String {
     match (v, f) {
         (Value::Null, _) => "—".into(),
         (Value::String(s), _) => s.clone(),

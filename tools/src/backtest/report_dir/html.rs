@@ -10,40 +10,11 @@ use std::fmt::Write as _;
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::super::text::duration;
+use super::super::text::{cell, duration, ROWS as METRICS};
 use super::{pct, show, time};
 
 /// Rows of the trades and risk-event tables at most; the JSON report has them all.
 pub const MAX_ROWS: usize = 500;
-
-/// The metrics table: (label, key in `metrics`, how to show it) — the rows of the text summary.
-const METRICS: &[(&str, &str, Fmt)] = &[
-    ("PnL", "pnl", Fmt::Text),
-    ("final equity", "final_equity", Fmt::Text),
-    ("total return", "total_return", Fmt::Pct),
-    ("CAGR", "cagr", Fmt::Pct),
-    ("Sharpe", "sharpe", Fmt::Num),
-    ("Sortino", "sortino", Fmt::Num),
-    ("max drawdown", "max_drawdown", Fmt::Pct),
-    ("max DD duration", "max_drawdown_duration_ms", Fmt::Dur),
-    ("Calmar", "calmar", Fmt::Num),
-    ("trades", "trades", Fmt::Num),
-    ("win rate", "win_rate", Fmt::Pct),
-    ("profit factor", "profit_factor", Fmt::Num),
-    ("trades / day", "trades_per_day", Fmt::Num),
-    ("avg holding", "avg_holding_ms", Fmt::Dur),
-    ("turnover", "turnover", Fmt::Num),
-    ("fees", "fees", Fmt::Text),
-    ("funding", "funding", Fmt::Text),
-];
-
-#[derive(Clone, Copy)]
-enum Fmt {
-    Text,
-    Pct,
-    Num,
-    Dur,
-}
 
 const DISCLAIMER: &str = "Past results on historical data are no promise of future returns.";
 
@@ -68,19 +39,6 @@ pub fn esc(s: &str) -> String {
         }
     }
     out
-}
-
-fn cell(v: &Value, f: Fmt) -> String {
-    match (v, f) {
-        (Value::Null, _) | (Value::String(_), _) => show(v),
-        (v, Fmt::Pct) => pct(v),
-        (v, Fmt::Dur) => v.as_f64().map_or_else(|| show(v), duration),
-        (v, _) => match v.as_f64() {
-            Some(x) if x.fract() == 0.0 && x.abs() < 1e15 => format!("{x:.0}"),
-            Some(x) => format!("{x:.3}"),
-            None => show(v),
-        },
-    }
 }
 
 /// `neg`/`pos` class of a signed number or decimal string, for colouring.
@@ -387,6 +345,7 @@ fn settings_section(out: &mut String, report: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backtest::text::Fmt;
     use serde_json::json;
 
     #[test]
