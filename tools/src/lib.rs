@@ -7,6 +7,7 @@ pub mod features_cmd;
 pub mod import_bybit;
 pub mod import_lines;
 pub mod live_cmd;
+pub mod model_cmd;
 pub mod order_cmd;
 pub mod order_ws;
 pub mod pcap;

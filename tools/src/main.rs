@@ -55,6 +55,9 @@ enum Cmd {
     /// Backtest a strategy on historical data (kline CSVs: bar strategies) with the engine's
     /// strategy and risk code; metrics next to buy & hold and flat, JSON report.
     Backtest(qalpha_tools::backtest::cmd::BacktestArgs),
+    /// Load an ONNX model as the engine does (metadata checked against the engine's features) and
+    /// run it on given inputs (the parity check against PyTorch), or check a Trinity model folder.
+    ModelCheck(qalpha_tools::model_cmd::ModelCheckArgs),
     /// Show a capture's header, connection table and record counts.
     Inspect {
         /// Capture files.
@@ -291,6 +294,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Positions(a) => qalpha_tools::order_cmd::run_positions(a),
         Cmd::Features(a) => qalpha_tools::features_cmd::run(a),
         Cmd::Backtest(a) => qalpha_tools::backtest::cmd::run(a),
+        Cmd::ModelCheck(a) => qalpha_tools::model_cmd::run(a),
         Cmd::Import(ImportCmd::Pcap { file, out, venue }) => {
             let Some(venue) = Venue::from_name(&venue) else {
                 bail!("unknown venue {venue:?}: use binance or bybit");
