@@ -75,7 +75,15 @@ impl Model {
                 .with_input_fact(1, f32::fact([1, 1]).into())
                 .map_err(tract_err)?;
         }
-        let optimized = graph.into_optimized().map_err(tract_err)?;
+        // Runs are independent windows, never a stream: recurrent ops (an LSTM becomes a Scan) must
+        // start from their initial state on every run instead of carrying the last run's hidden
+        // state into the next — which would make a bar's outputs depend on the bars run before.
+        let mut typed = graph
+            .into_typed()
+            .and_then(|g| g.into_decluttered())
+            .map_err(tract_err)?;
+        reset_recurrent_state_every_run(&mut typed);
+        let optimized = typed.into_optimized().map_err(tract_err)?;
         check_graph_output_shapes(&meta, &optimized)?;
         let runnable = optimized.into_runnable().map_err(tract_err)?;
         let state = runnable.spawn().map_err(tract_err)?;
@@ -253,6 +261,18 @@ impl Model {
         ModelError::Run {
             model: format!("{} ({})", self.meta.name, self.meta.path.display()),
             problem,
+        }
+    }
+}
+
+/// Sets `reset_every_turn` on every `Scan` (recurrent loops: LSTM, GRU and RNN imports), in nested
+/// bodies too, so each run starts from the initial state.
+fn reset_recurrent_state_every_run(model: &mut TypedModel) {
+    use tract_onnx::tract_core::ops::scan::Scan;
+    for node in model.nodes_mut() {
+        if let Some(scan) = node.op_as_mut::<Scan>() {
+            scan.reset_every_turn = true;
+            reset_recurrent_state_every_run(&mut scan.body);
         }
     }
 }
