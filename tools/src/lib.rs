@@ -2,6 +2,7 @@
 //! (so tests and benches call the same code the binary runs).
 
 pub mod backtest;
+pub mod dataset_cmd;
 pub mod demo_cmd;
 pub mod features_cmd;
 pub mod import_bybit;

@@ -58,6 +58,9 @@ enum Cmd {
     /// Load an ONNX model as the engine does (metadata checked against the engine's features) and
     /// run it on given inputs (the parity check against PyTorch), or check a Trinity model folder.
     ModelCheck(qalpha_tools::model_cmd::ModelCheckArgs),
+    /// Build a training dataset (Parquet + meta.json) from kline CSVs with the engine's features:
+    /// forward-return labels, time splits, normalization fitted on train (docs/DATASET.md).
+    Dataset(qalpha_tools::dataset_cmd::DatasetArgs),
     /// Show a capture's header, connection table and record counts.
     Inspect {
         /// Capture files.
@@ -295,6 +298,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Features(a) => qalpha_tools::features_cmd::run(a),
         Cmd::Backtest(a) => qalpha_tools::backtest::cmd::run(a),
         Cmd::ModelCheck(a) => qalpha_tools::model_cmd::run(a),
+        Cmd::Dataset(a) => qalpha_tools::dataset_cmd::run(a),
         Cmd::Import(ImportCmd::Pcap { file, out, venue }) => {
             let Some(venue) = Venue::from_name(&venue) else {
                 bail!("unknown venue {venue:?}: use binance or bybit");
