@@ -22,15 +22,17 @@ if ! command -v tshark >/dev/null || ! command -v tcpdump >/dev/null; then
     echo "warning: could not install tshark/tcpdump; the pcap interop tests will skip"
 fi
 
-# The TA-Lib reference (strategy/tests/talib.rs) runs in tools/train/.venv with the pinned
-# requirements-ta.txt; reinstalled when that file changes (its hash is kept in a stamp file). The
-# test fails without it, so a missing Python or pip stops here rather than later.
-echo "== tools/train/.venv (TA-Lib reference for the feature tests)"
+# tools/train/.venv: the Python side of the tests — the TA-Lib and backtesting.py references
+# (requirements-ta.txt: strategy/tests/talib.rs, tools/tests/backtest_reference.rs) and the trainers
+# (requirements-train.txt: PyTorch + Lightning, pyarrow; tools/train/tests, the dataset test).
+# Reinstalled when either file changes (their hash is kept in a stamp file). The tests fail without
+# it, so a missing Python or pip stops here rather than later.
+echo "== tools/train/.venv (references and trainers)"
 venv=tools/train/.venv
-reqs=tools/train/requirements-ta.txt
-stamp="$venv/.requirements-ta.sha256"
+reqs=(tools/train/requirements-ta.txt tools/train/requirements-train.txt)
+stamp="$venv/.requirements.sha256"
 if ! command -v python3 >/dev/null; then
-  echo "error: python3 not found; the TA-Lib feature test needs it (install python3 and python3-venv)" >&2
+  echo "error: python3 not found; the Python tests need it (install python3 and python3-venv)" >&2
   exit 1
 fi
 if [ ! -x "$venv/bin/python" ]; then
@@ -41,15 +43,15 @@ if [ ! -x "$venv/bin/python" ]; then
     exit 1
   }
 fi
-want=$(sha256sum "$reqs" | cut -d' ' -f1)
+want=$(cat "${reqs[@]}" | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   rm -f "$stamp"
   "$venv/bin/python" -m pip --version >/dev/null 2>&1 || {
     echo "error: pip is not available in $venv; install python3-pip / python3-venv, delete $venv and rerun" >&2
     exit 1
   }
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$reqs" || {
-    echo "error: could not install $reqs into $venv (network or PyPI unreachable?)" >&2
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "${reqs[0]}" -r "${reqs[1]}" || {
+    echo "error: could not install ${reqs[*]} into $venv (network or PyPI unreachable?)" >&2
     exit 1
   }
   echo "$want" >"$stamp"
@@ -61,6 +63,8 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+echo "== pytest tools/train (shapes, losses, export, resume, DDP on CPU; parity with tract through target/debug/qalpha)"
+QALPHA_BIN="$PWD/target/debug/qalpha" "$venv/bin/python" -m pytest tools/train/tests -q
 echo "== README run command: the demo on the bundled sample (mock exchange in-process, no keys)"
 cargo run -q -p qalpha-tools --bin qalpha -- demo --json target/demo-summary.json
 echo "== the bundled sample replays with every book checked"
