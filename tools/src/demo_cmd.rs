@@ -16,7 +16,14 @@
 //! through the risk engine.
 //!
 //! The gateway is the engine's own (`qalpha_venues::gateway::session`): orders over the mock's
-//! Binance WebSocket API, fills from the user-data stream, reconciliation over REST.
+//! Binance WebSocket API, fills from the user-data stream, reconciliation over REST. In paper mode
+//! there is no gateway thread: the paper venue runs inline on the strategy thread, on event time, so
+//! the run is deterministic in the events it received ([`thread`]).
+//!
+//! `--record FILE.qcap` records every raw frame the feed thread receives (WebSocket frames, the
+//! REST snapshots, connects and disconnects) through the feed's recorder ring: a paper run's
+//! recording, backtested with `--fill top` and zero latencies, sends the same orders
+//! (`tools/tests/replay_equivalence.rs`).
 //!
 //! Progress goes to stderr every few seconds; the summary is printed on stdout (JSON with `--json`
 //! FILE as well). Tick-to-order runs from the `recv_ns` of the market event behind a decision to the
@@ -26,26 +33,27 @@ pub mod executor;
 pub mod ledger;
 mod parts;
 pub mod strategy;
+mod thread;
 
 pub use parts::summary_text;
-use parts::{GatewaySummary, RiskSummary, Venues};
+use parts::{GatewaySummary, Venues};
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 use qalpha_engine::capture::Transport;
+use qalpha_engine::capture::WriterOptions;
 use qalpha_engine::event::{MarketEvent, Venue};
 use qalpha_engine::order::{ExecReport, OrderCommand};
-use qalpha_engine::replay::{EventConsumer, Speed};
+use qalpha_engine::replay::Speed;
 use qalpha_engine::ring::{ring, FullPolicy};
 use qalpha_engine::runtime::{Runtime, ThreadSpec, WaitMode};
 use qalpha_engine::{Qty, Symbol};
-use qalpha_feeds::live::{plan_venue, FeedRunner, LiveOptions};
-use qalpha_feeds::replay::ReplayConsumer;
+use qalpha_feeds::live::{plan_venue, recorder_ring, FeedRunner, LiveOptions};
 use qalpha_venues::mock::{FaultSpec, MarketSource, MockExchange, MockOptions};
 use qalpha_venues::sign::Signer;
 use serde_json::json;
@@ -59,6 +67,7 @@ use qalpha_venues::fill::FeeSchedule;
 use qalpha_venues::gateway::session::{Gateway, GatewayConfig, Via};
 use qalpha_venues::paper::PaperVenue;
 use strategy::StrategySpec;
+use thread::LiveView;
 
 /// The capture bundled with the repository (relative to its root).
 pub const SAMPLE_CAPTURE: &str = "data/sample/btcusdt-usdm-20230404.qcap";
@@ -112,6 +121,18 @@ pub struct DemoArgs {
     /// The risk journal: restored at start (today's PnL, halt state, counters), appended to.
     #[arg(long)]
     pub risk_journal: Option<PathBuf>,
+    /// Record every raw frame the feed receives to this capture (`.qcap`): replay it with
+    /// `qalpha replay`, backtest it with `qalpha backtest --data FILE` (a paper run backtests to
+    /// the same orders with `--fill top --feed-latency 0 --order-latency 0`).
+    #[arg(long, value_name = "FILE.qcap")]
+    pub record: Option<PathBuf>,
+    /// Faults the mock exchange injects (`--mode mock`), e.g. `reject=0.2,disconnect-every=20s`.
+    #[arg(long, value_parser = parse_faults)]
+    pub faults: Option<FaultSpec>,
+}
+
+fn parse_faults(s: &str) -> Result<FaultSpec, String> {
+    FaultSpec::parse(s).map_err(|e| format!("{e}; {}", qalpha_venues::mock::FAULT_HELP))
 }
 
 /// Where the demo's orders go.
@@ -141,6 +162,12 @@ pub struct DemoOptions {
     pub risk_journal: Option<PathBuf>,
     /// The strategy by name, with its params.
     pub strategy: StrategySpec,
+    /// Record the feed's raw frames to this capture.
+    pub record: Option<PathBuf>,
+    /// Paper mode: keep every command sent to the paper venue in [`DemoReport::commands`].
+    pub keep_commands: bool,
+    /// Faults the mock exchange injects.
+    pub faults: FaultSpec,
 }
 
 impl Default for DemoOptions {
@@ -156,19 +183,11 @@ impl Default for DemoOptions {
             risk: RiskConfig::default(),
             risk_journal: None,
             strategy: StrategySpec::default(),
+            record: None,
+            keep_commands: false,
+            faults: FaultSpec::default(),
         }
     }
-}
-
-/// Counters the engine threads publish for the progress line (relaxed; display only).
-#[derive(Default)]
-struct LiveView {
-    events: AtomicU64,
-    orders: AtomicU64,
-    acks: AtomicU64,
-    fills: AtomicU64,
-    rejects: AtomicU64,
-    position: AtomicI64,
 }
 
 /// Percentiles of a latency histogram, µs.
@@ -265,6 +284,19 @@ pub struct DemoReport {
     /// The mock played the whole capture (the run ended there, before `--duration`).
     pub tape_finished: bool,
     pub elapsed_s: f64,
+    /// What `--record` wrote.
+    pub recorded: Option<Recorded>,
+    /// Paper mode with [`DemoOptions::keep_commands`]: every command the paper venue received, in
+    /// order (not in the JSON summary).
+    #[serde(skip)]
+    pub commands: Vec<OrderCommand>,
+}
+
+/// The capture `--record` wrote.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Recorded {
+    pub file: PathBuf,
+    pub records: u64,
 }
 
 /// What the feed thread hands back.
@@ -328,7 +360,7 @@ fn run_with_mock(
         tls: true,
         cert_out: Some(cert_dir.to_path_buf()),
         speed: Speed::Factor(o.speed),
-        faults: FaultSpec::default(),
+        faults: o.faults.clone(),
         seed: 7,
     })
     .context("mock exchange")?;
@@ -376,7 +408,12 @@ fn run_with_mock(
         ))),
     };
 
-    let specs: Vec<ThreadSpec> = ["qa-feed", "qa-strategy", "qa-gateway"]
+    // Paper mode needs no gateway thread: the paper venue runs on the strategy thread.
+    let names: &[&str] = match o.mode {
+        DemoMode::Mock => &["qa-feed", "qa-strategy", "qa-gateway"],
+        DemoMode::Paper => &["qa-feed", "qa-strategy"],
+    };
+    let specs: Vec<ThreadSpec> = names
         .iter()
         .map(|n| ThreadSpec {
             name: n.to_string(),
@@ -386,12 +423,28 @@ fn run_with_mock(
         .collect();
     let pl = Runtime::place(&specs);
     let (md_tx, mut md_rx) = ring::<MarketEvent>(1 << 16, FullPolicy::DropNewest, pl[0].wait);
-    let (mut cmd_tx, mut cmd_rx) = ring::<OrderCommand>(1024, FullPolicy::Backpressure, pl[1].wait);
-    let (mut rep_tx, mut rep_rx) = ring::<ExecReport>(4096, FullPolicy::Backpressure, pl[2].wait);
-    // Paper mode: the strategy hands each market event on to the paper venue after acting on it.
-    let paper = o.mode == DemoMode::Paper;
-    let (mut md_copy_tx, mut md_copy_rx) =
-        ring::<MarketEvent>(1 << 16, FullPolicy::Backpressure, pl[1].wait);
+    // The recorder: one producer (the feed thread), the runner's connection table as the header.
+    let rec_stop = Arc::new(AtomicBool::new(false));
+    let (rec_tx, rec_handle) = match &o.record {
+        Some(path) => {
+            let (mut txs, handle) = recorder_ring(
+                path.clone(),
+                FeedRunner::connection_table(&plans),
+                WriterOptions::default(),
+                64 << 20,
+                1,
+                rec_stop.clone(),
+            )
+            .with_context(|| {
+                format!(
+                    "--record {}: cannot create the capture (is the directory there and writable?)",
+                    path.display()
+                )
+            })?;
+            (txs.pop(), Some(handle))
+        }
+        None => (None, None),
+    };
     let mut runner = FeedRunner::new(
         &plans,
         LiveOptions {
@@ -399,7 +452,7 @@ fn run_with_mock(
             ..Default::default()
         },
         md_tx,
-        None,
+        rec_tx,
     )?;
     let view = Arc::new(LiveView::default());
     let mut rt = Runtime::new();
@@ -423,8 +476,6 @@ fn run_with_mock(
         });
     })?;
 
-    let (strat_res_tx, strat_res_rx) = std::sync::mpsc::channel();
-    let v = view.clone();
     let mut risk = RiskEngine::new(
         o.risk.clone(),
         o.risk_journal.as_deref(),
@@ -441,80 +492,45 @@ fn run_with_mock(
         venue: Venue::BinanceUsdm,
         symbol,
     };
-    // The venue side runs until the strategy thread has wound down (its last cancels and a bar
-    // strategy's settling order get answered), not merely until `stop`.
-    let gw_stop = Arc::new(AtomicBool::new(false));
-    let strat_done = gw_stop.clone();
-    rt.spawn(&specs[1].name, pl[1], move |p| {
-        let mut q = Executor::with_risk(market, decider, risk);
-        let mut checker = ReplayConsumer {
-            check_books: true,
-            ..Default::default()
-        };
-        let mut spins = 0u32;
-        loop {
-            let mut busy = false;
-            while let Ok(r) = rep_rx.pop() {
-                q.on_report(&r);
-                busy = true;
-            }
-            if busy {
-                q.run_risk_actions(qalpha_engine::clock::now_ns(), &mut cmd_tx);
-            }
-            match md_rx.pop() {
-                Ok(ev) => {
-                    checker.on_event(&ev);
-                    q.on_market(&ev, &mut cmd_tx);
-                    if paper {
-                        md_copy_tx.push(ev);
-                    }
-                    busy = true;
-                }
-                Err(_) if md_rx.is_abandoned() => break,
-                Err(_) => {}
-            }
-            if busy {
-                spins = 0;
-                publish(&v, &q, checker.events);
-            } else {
-                p.wait.idle(&mut spins);
-            }
-        }
-        // The feed stopped: settle (a bar strategy goes flat), cancel what rests and wait
-        // (bounded) for the answers.
-        q.begin_shutdown();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !q.settled() && Instant::now() < deadline {
-            q.wind_down(&mut cmd_tx);
-            while let Ok(r) = rep_rx.pop() {
-                q.on_report(&r);
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        publish(&v, &q, checker.events);
-        drop(cmd_tx);
-        strat_done.store(true, Ordering::Relaxed);
-        let risk = RiskSummary::of(&mut q);
-        let summary = q.strategy_summary();
-        let _ = strat_res_tx.send((q.counters, q.ledger, checker, risk, summary));
-    })?;
-
+    let q = Executor::with_risk(market, decider, risk);
+    let (strat_res_tx, strat_res_rx) = std::sync::mpsc::channel();
     let (gw_res_tx, gw_res_rx) = std::sync::mpsc::channel();
-    rt.spawn(&specs[2].name, pl[2], move |p| {
-        let summary = match gw {
-            Venues::Gateway(g) => {
-                GatewaySummary::from_gateway(g.run(&mut cmd_rx, &mut rep_tx, p.wait, &gw_stop))
-            }
-            Venues::Paper(v) => GatewaySummary::from_paper(v.run(
-                &mut cmd_rx,
-                &mut md_copy_rx,
-                &mut rep_tx,
-                p.wait,
-                &gw_stop,
-            )),
-        };
-        let _ = gw_res_tx.send(summary);
-    })?;
+    let v = view.clone();
+    match gw {
+        Venues::Paper(paper) => {
+            let keep = o.keep_commands;
+            rt.spawn(&specs[1].name, pl[1], move |p| {
+                let res = thread::with_paper(q, &mut md_rx, *paper, keep, p.wait, &v);
+                let _ = strat_res_tx.send(res);
+            })?;
+        }
+        Venues::Gateway(g) => {
+            let (cmd_tx, mut cmd_rx) =
+                ring::<OrderCommand>(1024, FullPolicy::Backpressure, pl[1].wait);
+            let (mut rep_tx, mut rep_rx) =
+                ring::<ExecReport>(4096, FullPolicy::Backpressure, pl[2].wait);
+            // The gateway runs until the strategy thread has wound down (its last cancels get
+            // answered), not merely until `stop`.
+            let gw_stop = Arc::new(AtomicBool::new(false));
+            let strat_done = gw_stop.clone();
+            rt.spawn(&specs[1].name, pl[1], move |p| {
+                let res = thread::with_gateway(
+                    q,
+                    &mut md_rx,
+                    &mut rep_rx,
+                    cmd_tx,
+                    p.wait,
+                    &v,
+                    &strat_done,
+                );
+                let _ = strat_res_tx.send(res);
+            })?;
+            rt.spawn(&specs[2].name, pl[2], move |p| {
+                let stats = g.run(&mut cmd_rx, &mut rep_tx, p.wait, &gw_stop);
+                let _ = gw_res_tx.send(GatewaySummary::from_gateway(stats));
+            })?;
+        }
+    }
 
     let mut next_progress = o.progress_every.map(|d| Instant::now() + d);
     let mut tape_end: Option<Instant> = None;
@@ -551,14 +567,33 @@ fn run_with_mock(
         bail!("engine thread(s) panicked: {panicked:?}");
     }
     let feed = feed_res_rx.recv().context("feed thread result")?;
-    let (c, ledger, checker, risk, strategy_summary) =
-        strat_res_rx.recv().context("strategy thread result")?;
-    let g = gw_res_rx.recv().context("gateway thread result")?;
+    let st = strat_res_rx.recv().context("strategy thread result")?;
+    let g = match st.paper {
+        Some(p) => p,
+        None => gw_res_rx.recv().context("gateway thread result")?,
+    };
+    // The feed thread has ended: its recorder ring is closed, the recorder drains it and finishes.
+    rec_stop.store(true, Ordering::Relaxed);
+    let recorded = match (rec_handle, &o.record) {
+        (Some(h), Some(path)) => {
+            let rs = h
+                .join()
+                .map_err(|_| anyhow::anyhow!("recorder thread panicked"))?
+                .with_context(|| format!("--record {}", path.display()))?;
+            Some(Recorded {
+                file: path.clone(),
+                records: rs.records,
+            })
+        }
+        _ => None,
+    };
+    let (c, ledger, checker, risk) = (st.counters, st.ledger, st.checker, st.risk);
     Ok(DemoReport {
         strategy: o.strategy.name.clone(),
         strategy_params,
         intents: c.intents,
-        strategy_summary: strategy_summary
+        strategy_summary: st
+            .summary
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
@@ -611,16 +646,9 @@ fn run_with_mock(
         speed: o.speed,
         tape_finished: tape_end.is_some(),
         elapsed_s: started.elapsed().as_secs_f64(),
+        recorded,
+        commands: st.commands,
     })
-}
-
-fn publish(v: &LiveView, q: &Executor, events: u64) {
-    v.events.store(events, Ordering::Relaxed);
-    v.orders.store(q.counters.orders, Ordering::Relaxed);
-    v.acks.store(q.counters.acks, Ordering::Relaxed);
-    v.fills.store(q.counters.fills, Ordering::Relaxed);
-    v.rejects.store(q.counters.rejects, Ordering::Relaxed);
-    v.position.store(q.ledger.position, Ordering::Relaxed);
 }
 
 /// Runs `qalpha demo`.
@@ -647,6 +675,8 @@ pub fn run(a: DemoArgs) -> Result<()> {
         capture: a.capture.unwrap_or_else(default_capture),
         wait,
         json: a.json,
+        record: a.record,
+        faults: a.faults.unwrap_or_default(),
         ..Default::default()
     };
     let rep = run_demo(&o, crate::live_cmd::ctrl_c_flag())?;

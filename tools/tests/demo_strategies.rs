@@ -55,6 +55,7 @@ fn run(name: &str, sets: &[&str], mode: DemoMode, json: &Path) -> DemoReport {
         risk: RiskConfig::from_engine(&cfg).unwrap(),
         risk_journal: None,
         strategy: StrategySpec::from_config(name, &cfg).unwrap(),
+        ..Default::default()
     };
     run_demo(&o, Arc::new(AtomicBool::new(false))).unwrap()
 }

@@ -14,6 +14,7 @@ use qalpha_engine::runtime::WaitMode;
 use qalpha_risk::journal::{JournalReader, RiskEventKind};
 use qalpha_risk::{RiskConfig, RiskState, SwitchKind};
 use qalpha_tools::demo_cmd::{run_demo, DemoMode, DemoOptions, DemoReport};
+use qalpha_venues::mock::FaultSpec;
 
 const SAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -22,6 +23,10 @@ const SAMPLE: &str = concat!(
 
 /// The demo in paper mode with `--set` overrides, journaling to `journal`.
 fn run(sets: &[&str], journal: &Path) -> DemoReport {
+    run_in(DemoMode::Paper, FaultSpec::default(), sets, journal)
+}
+
+fn run_in(mode: DemoMode, faults: FaultSpec, sets: &[&str], journal: &Path) -> DemoReport {
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
     let cfg = EngineConfig::load_with_overrides(None, &sets).unwrap();
     let o = DemoOptions {
@@ -31,7 +36,8 @@ fn run(sets: &[&str], journal: &Path) -> DemoReport {
         wait: WaitMode::Park,
         progress_every: None,
         json: None,
-        mode: DemoMode::Paper,
+        mode,
+        faults,
         risk: RiskConfig::from_engine(&cfg).unwrap(),
         risk_journal: Some(journal.to_path_buf()),
         ..Default::default()
@@ -91,8 +97,25 @@ fn consecutive_losing_trades_halt() {
 
 #[test]
 fn api_error_rate_halts() {
-    // Post-only quotes that would take are refused by the venue (-5022): each one is an API error.
-    halts(&["risk.api_errors_per_min=2"], SwitchKind::ApiErrorRate);
+    // The mock exchange refuses a third of the new orders for margin (its `reject` fault, through
+    // the gateway like a real venue): each refusal is an API error. (Post-only orders refused for
+    // crossing are not: the market moved, the API did not fail.)
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("risk.qrisk");
+    let faults = FaultSpec::parse("reject=0.35").unwrap();
+    let r = run_in(
+        DemoMode::Mock,
+        faults,
+        &["risk.api_errors_per_min=2"],
+        &journal,
+    );
+    let ch = changes(&journal);
+    assert!(
+        ch.contains(&(RiskState::Halted, SwitchKind::ApiErrorRate)),
+        "{ch:?} {r:?}"
+    );
+    assert_eq!(r.final_state, "halted", "{r:?}");
+    assert_eq!(r.orders_on_stale_book, 0);
 }
 
 #[test]

@@ -52,6 +52,10 @@ use super::latency::{Latency, SplitMix64};
 use crate::demo_cmd::executor::{Executor, Market};
 use crate::demo_cmd::strategy::Decider;
 
+/// Shutdown steps at the end of the data (cancel what rests, trade the settling target), at most.
+/// A paper run settles in as many (`demo --mode paper`), so both end with the same orders.
+pub const SETTLE_ROUNDS: usize = 16;
+
 /// How the simulated venue matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fill {
@@ -441,15 +445,25 @@ pub fn run(
         router.begin_file(reader.connections());
         for rec in reader.records() {
             let t = rec.recv_ns.max(last_ns);
-            last_ns = t;
             sim.until(t, &router);
             events.clear();
             router.route(&rec, &mut events);
+            // Only records that produce events move the clock: the strategy's clock is the time of
+            // the events it has seen (a paper run cannot see a record that produced none, and a REST
+            // snapshot is stamped on another thread, possibly before the frames routed ahead of it).
+            if !events.is_empty() {
+                last_ns = t;
+            }
             for ev in &events {
                 n_events += 1;
                 sim.venue_event(ev, &router);
                 let at = t + cfg.feed_latency.sample(&mut sim.rng);
                 sim.push(at, Due::Deliver(*ev));
+                // Everything now due happens before the next event reaches the venue. With zero
+                // latencies that is the paper run's order, event by event: the venue sees the
+                // event, its reports reach the strategy, the strategy sees the event, its orders
+                // reach the venue and their answers come back (`demo --mode paper`).
+                sim.until(t, &router);
             }
         }
     }
@@ -457,7 +471,7 @@ pub fn run(
     sim.until(u64::MAX, &router);
     // Settle: the strategy's end-of-data intent, then cancel what rests; answers take their time.
     sim.exec.begin_shutdown();
-    for _ in 0..16 {
+    for _ in 0..SETTLE_ROUNDS {
         if sim.exec.settled() && sim.heap.is_empty() {
             break;
         }

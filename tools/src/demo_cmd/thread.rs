@@ -1,0 +1,266 @@
+//! The demo's strategy thread: market events in, the executor's orders out, in one of two shapes.
+//!
+//! - **Mock mode** ([`with_gateway`]): orders go to the gateway thread over the order ring, its
+//!   reports come back over the report ring; the executor reads the wall clock.
+//! - **Paper mode** ([`with_paper`]): the paper venue runs inline on this thread, on **event time**
+//!   — there is no network hop to simulate, so a hop would only add scheduling noise. For each
+//!   market event, in order:
+//!
+//!   ```text
+//!   clock = max(clock, ev.recv_ns)            the executor's (and risk's) time
+//!   paper.on_market(ev) → reports → executor  a print reached our resting orders before we saw it
+//!   executor.on_market(ev) → commands
+//!   loop: commands → paper.submit → reports → executor (+ risk's actions) → commands, until none
+//!   ```
+//!
+//!   Nothing here reads the wall clock, so the run is a function of the events it received: its
+//!   recorded capture (`--record`), backtested with `--fill top` and zero latencies
+//!   (`backtest::tick_sim`, which follows the same order step for step), sends the same orders.
+//!   `PaperVenue::submit` stamps its reports with the wall clock; the executor never reads a
+//!   report's stamp (it uses its own clock), so that does not leak in.
+//!
+//! Hot path (per event): ring pops and pushes, the executor, the paper venue's fill model; the
+//! report buffer is reused. Keeping commands for the caller (`keep_commands`) appends to a vector.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use qalpha_engine::event::MarketEvent;
+use qalpha_engine::order::{ExecReport, OrderCommand};
+use qalpha_engine::replay::EventConsumer;
+use qalpha_engine::ring::{ring, Consumer, FullPolicy, Producer};
+use qalpha_engine::runtime::WaitMode;
+use qalpha_feeds::replay::ReplayConsumer;
+use qalpha_venues::paper::PaperVenue;
+
+use super::executor::{ExecCounters, Executor};
+use super::ledger::Ledger;
+use super::parts::{GatewaySummary, RiskSummary};
+use crate::backtest::tick_sim::SETTLE_ROUNDS;
+
+/// Counters the engine threads publish for the progress line (relaxed; display only).
+#[derive(Default)]
+pub(super) struct LiveView {
+    pub(super) events: AtomicU64,
+    pub(super) orders: AtomicU64,
+    pub(super) acks: AtomicU64,
+    pub(super) fills: AtomicU64,
+    pub(super) rejects: AtomicU64,
+    pub(super) position: AtomicI64,
+}
+
+fn publish(v: &LiveView, q: &Executor, events: u64) {
+    v.events.store(events, Ordering::Relaxed);
+    v.orders.store(q.counters.orders, Ordering::Relaxed);
+    v.acks.store(q.counters.acks, Ordering::Relaxed);
+    v.fills.store(q.counters.fills, Ordering::Relaxed);
+    v.rejects.store(q.counters.rejects, Ordering::Relaxed);
+    v.position.store(q.ledger.position, Ordering::Relaxed);
+}
+
+/// What the strategy thread hands back.
+pub(super) struct StrategyResult {
+    pub(super) counters: ExecCounters,
+    pub(super) ledger: Ledger,
+    pub(super) checker: ReplayConsumer,
+    pub(super) risk: RiskSummary,
+    pub(super) summary: Vec<(&'static str, String)>,
+    /// Paper mode: the paper venue's side of the run (it ran on this thread).
+    pub(super) paper: Option<GatewaySummary>,
+    /// Paper mode with `keep_commands`: every command the paper venue received, in order.
+    pub(super) commands: Vec<OrderCommand>,
+}
+
+impl StrategyResult {
+    fn of(
+        mut q: Executor,
+        checker: ReplayConsumer,
+        paper: Option<GatewaySummary>,
+        commands: Vec<OrderCommand>,
+    ) -> Self {
+        let risk = RiskSummary::of(&mut q);
+        Self {
+            counters: q.counters,
+            ledger: q.ledger,
+            checker,
+            risk,
+            summary: q.strategy_summary(),
+            paper,
+            commands,
+        }
+    }
+}
+
+fn book_checker() -> ReplayConsumer {
+    ReplayConsumer {
+        check_books: true,
+        ..Default::default()
+    }
+}
+
+/// Mock mode: the strategy thread against the gateway thread. Runs until the feed's ring is closed
+/// and drained, then winds down (bounded: 2 s for the venue's answers) and sets `done`, which
+/// lets the gateway thread stop.
+pub(super) fn with_gateway(
+    mut q: Executor,
+    md_rx: &mut Consumer<MarketEvent>,
+    rep_rx: &mut Consumer<ExecReport>,
+    mut cmd_tx: Producer<OrderCommand>,
+    wait: WaitMode,
+    view: &LiveView,
+    done: &AtomicBool,
+) -> StrategyResult {
+    let mut checker = book_checker();
+    let mut spins = 0u32;
+    loop {
+        let mut busy = false;
+        while let Ok(r) = rep_rx.pop() {
+            q.on_report(&r);
+            busy = true;
+        }
+        if busy {
+            q.run_risk_actions(qalpha_engine::clock::now_ns(), &mut cmd_tx);
+        }
+        match md_rx.pop() {
+            Ok(ev) => {
+                checker.on_event(&ev);
+                q.on_market(&ev, &mut cmd_tx);
+                busy = true;
+            }
+            Err(_) if md_rx.is_abandoned() => break,
+            Err(_) => {}
+        }
+        if busy {
+            spins = 0;
+            publish(view, &q, checker.events);
+        } else {
+            wait.idle(&mut spins);
+        }
+    }
+    // The feed stopped: settle (a bar strategy goes flat), cancel what rests and wait (bounded)
+    // for the answers.
+    q.begin_shutdown();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !q.settled() && Instant::now() < deadline {
+        q.wind_down(&mut cmd_tx);
+        while let Ok(r) = rep_rx.pop() {
+            q.on_report(&r);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    publish(view, &q, checker.events);
+    drop(cmd_tx);
+    done.store(true, Ordering::Relaxed);
+    StrategyResult::of(q, checker, None, Vec::new())
+}
+
+/// The paper venue inline, on event time (see the module docs).
+struct InlinePaper {
+    venue: PaperVenue,
+    cmd_tx: Producer<OrderCommand>,
+    cmd_rx: Consumer<OrderCommand>,
+    reports: Vec<ExecReport>,
+    /// Event time: the largest `recv_ns` seen (a REST snapshot is stamped on another thread and
+    /// may be older than the frames routed before it; the clock never goes back).
+    clock: u64,
+    commands: Option<Vec<OrderCommand>>,
+}
+
+impl InlinePaper {
+    fn new(venue: PaperVenue, keep_commands: bool) -> Self {
+        // One thread pushes and pops: the ring must hold every command of one step (a handful),
+        // or the back-pressured push would wait for itself.
+        let (cmd_tx, cmd_rx) = ring(4096, FullPolicy::Backpressure, WaitMode::Yield);
+        Self {
+            venue,
+            cmd_tx,
+            cmd_rx,
+            reports: Vec::with_capacity(64),
+            clock: 0,
+            commands: keep_commands.then(|| Vec::with_capacity(4096)),
+        }
+    }
+
+    /// One market event: the venue, then the strategy, then the orders until none is left.
+    fn on_event(&mut self, q: &mut Executor, ev: &MarketEvent) {
+        self.clock = self.clock.max(ev.recv_ns);
+        q.set_time(self.clock);
+        self.reports.clear();
+        self.venue.on_market(ev, &mut self.reports);
+        self.apply(q);
+        q.on_market(ev, &mut self.cmd_tx);
+        self.exchange(q);
+    }
+
+    /// The reports to the executor, each followed by what risk asks for.
+    fn apply(&mut self, q: &mut Executor) {
+        for r in self.reports.drain(..) {
+            q.on_report(&r);
+            q.run_risk_actions(self.clock, &mut self.cmd_tx);
+        }
+    }
+
+    /// Commands to the venue and its answers back, round by round (every command of a round is
+    /// submitted before any answer is applied), until a round sends nothing.
+    fn exchange(&mut self, q: &mut Executor) {
+        loop {
+            let mut sent = false;
+            while let Ok(cmd) = self.cmd_rx.pop() {
+                sent = true;
+                if let Some(log) = self.commands.as_mut() {
+                    log.push(cmd);
+                }
+                self.venue.submit(&cmd, &mut self.reports);
+            }
+            if !sent {
+                return;
+            }
+            self.apply(q);
+        }
+    }
+
+    /// The data ended: settle (a bar strategy goes flat) and cancel what rests, in at most as
+    /// many rounds as a backtest's end (`tick_sim::SETTLE_ROUNDS`), on the last event's time.
+    fn shut_down(&mut self, q: &mut Executor) {
+        q.begin_shutdown();
+        for _ in 0..SETTLE_ROUNDS {
+            if q.settled() {
+                break;
+            }
+            q.wind_down(&mut self.cmd_tx);
+            self.exchange(q);
+        }
+    }
+}
+
+/// Paper mode: the strategy thread with the paper venue inline, until the feed's ring is closed
+/// and drained; then it settles.
+pub(super) fn with_paper(
+    mut q: Executor,
+    md_rx: &mut Consumer<MarketEvent>,
+    venue: PaperVenue,
+    keep_commands: bool,
+    wait: WaitMode,
+    view: &LiveView,
+) -> StrategyResult {
+    let mut checker = book_checker();
+    let mut paper = InlinePaper::new(venue, keep_commands);
+    let mut spins = 0u32;
+    loop {
+        match md_rx.pop() {
+            Ok(ev) => {
+                checker.on_event(&ev);
+                paper.on_event(&mut q, &ev);
+                spins = 0;
+                publish(view, &q, checker.events);
+            }
+            Err(_) if md_rx.is_abandoned() => break,
+            Err(_) => wait.idle(&mut spins),
+        }
+    }
+    paper.shut_down(&mut q);
+    publish(view, &q, checker.events);
+    let summary = GatewaySummary::from_paper(paper.venue.stats);
+    let commands = paper.commands.unwrap_or_default();
+    StrategyResult::of(q, checker, Some(summary), commands)
+}
