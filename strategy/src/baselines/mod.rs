@@ -137,6 +137,8 @@ pub fn bar_strategy(
             positive(name, "qty", qty)?;
             Ok(Box::new(SmaCross::new(fast, slow, qty)))
         }
+        // The Trinity decides on bars too (on klines: bar backtests of trained models).
+        "trinity" => Ok(Box::new(crate::trinity::Trinity::from_params(params)?)),
         _ => Err(unknown(name, "bar", BAR_STRATEGIES, TICK_STRATEGIES)),
     }
 }

@@ -52,7 +52,7 @@ use qalpha_engine::event::{MarketEvent, MarketPayload, TopOfBook};
 use qalpha_engine::{Qty, Side};
 
 use crate::bars::{read_klines, Bar, TimeBars};
-use crate::baselines::{Intent, Style, TickStrategy};
+use crate::baselines::{BarStrategy, Intent, Style, TickStrategy};
 use crate::features::standard::standard;
 use crate::features::FeatureSet;
 use crate::model::ModelError;
@@ -398,6 +398,44 @@ impl Trinity {
         Some(Intent::Target {
             qty: d.target,
             style,
+        })
+    }
+}
+
+/// The Trinity on klines (bar backtests, the research pipeline's test year): each closed bar goes
+/// through the same features, windows and models as live, inference runs after every bar
+/// (`cadence_ms` does not apply), and a changed target is traded at the next bar's open at market
+/// (klines carry no book to rest an order on). Set `bar_ms` to the klines' interval. Without
+/// fills reported back, the position the decision layer sees is the last target asked for.
+impl BarStrategy for Trinity {
+    fn name(&self) -> &'static str {
+        "trinity"
+    }
+
+    fn on_bar(&mut self, bar: &Bar) -> Option<Intent> {
+        self.push_bar(bar);
+        self.infer(bar.open_time_ms + self.cfg.bar_ms);
+        let signals = self.latest?.signals;
+        let d = decide(&signals, &self.cfg.decision, Qty(self.position), f64::NAN);
+        if let Some(l) = self.latest.as_mut() {
+            l.decision = d;
+        }
+        if self.last_target == Some(d.target) {
+            return None;
+        }
+        self.last_target = Some(d.target);
+        self.position = d.target.raw();
+        self.stats.intents += 1;
+        Some(Intent::Target {
+            qty: d.target,
+            style: Style::Market,
+        })
+    }
+
+    fn on_end(&mut self) -> Option<Intent> {
+        Some(Intent::Target {
+            qty: Qty::ZERO,
+            style: Style::Market,
         })
     }
 }
