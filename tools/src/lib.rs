@@ -4,6 +4,7 @@
 pub mod backtest;
 pub mod dataset_cmd;
 pub mod demo_cmd;
+pub mod download_cmd;
 pub mod features_cmd;
 pub mod import_bybit;
 pub mod import_lines;
@@ -13,3 +14,5 @@ pub mod order_cmd;
 pub mod order_ws;
 pub mod pcap;
 pub mod replay_cmd;
+pub mod train_cmd;
+pub mod train_report;

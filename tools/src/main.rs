@@ -61,6 +61,15 @@ enum Cmd {
     /// Build a training dataset (Parquet + meta.json) from kline CSVs with the engine's features:
     /// forward-return labels, time splits, normalization fitted on train (docs/DATASET.md).
     Dataset(qalpha_tools::dataset_cmd::DatasetArgs),
+    /// Train one model (guardian, oracle or strategist) on a dataset with tools/train (PyTorch).
+    Train(qalpha_tools::train_cmd::TrainArgs),
+    /// The research pipeline end to end: dataset → Guardian, Oracle, Strategist → ONNX checked by the
+    /// engine → held-out backtest with the Trinity and baselines → training report (`--smoke`: the
+    /// bundled sample in minutes).
+    TrainAll(qalpha_tools::train_cmd::TrainAllArgs),
+    /// Download Binance's public archive (data.binance.vision, USD-M futures): klines, aggTrades,
+    /// bookTicker, fundingRate or markPriceKlines → verified CSVs; resumable, parallel.
+    Download(qalpha_tools::download_cmd::DownloadArgs),
     /// Show a capture's header, connection table and record counts.
     Inspect {
         /// Capture files.
@@ -299,6 +308,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Backtest(a) => qalpha_tools::backtest::cmd::run(a),
         Cmd::ModelCheck(a) => qalpha_tools::model_cmd::run(a),
         Cmd::Dataset(a) => qalpha_tools::dataset_cmd::run(a),
+        Cmd::Train(a) => qalpha_tools::train_cmd::run_train(a),
+        Cmd::TrainAll(a) => qalpha_tools::train_cmd::run_all(a),
+        Cmd::Download(a) => qalpha_tools::download_cmd::run(a),
         Cmd::Import(ImportCmd::Pcap { file, out, venue }) => {
             let Some(venue) = Venue::from_name(&venue) else {
                 bail!("unknown venue {venue:?}: use binance or bybit");

@@ -84,6 +84,10 @@ pub trait BarStrategy {
     fn on_bar(&mut self, bar: &Bar) -> Option<Intent>;
     /// The data has ended; an intent returned here is executed at the last bar's close.
     fn on_end(&mut self) -> Option<Intent>;
+    /// What the strategy counted, for reports (cold path); see [`TickStrategy::summary`].
+    fn summary(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }
 
 /// A strategy that decides on market events (book tops, quotes, staleness).

@@ -438,6 +438,10 @@ impl BarStrategy for Trinity {
             style: Style::Market,
         })
     }
+
+    fn summary(&self) -> Vec<(&'static str, String)> {
+        TickStrategy::summary(self)
+    }
 }
 
 impl TickStrategy for Trinity {

@@ -51,6 +51,8 @@ pub struct RiskEventRecord {
 
 /// Everything a bar backtest produced.
 pub struct BarSimOutput {
+    /// What the strategy itself counted (the Trinity: bars, inference runs, last decision).
+    pub strategy_summary: std::collections::BTreeMap<String, String>,
     pub account: Account,
     pub risk: RiskEngine,
     pub risk_events: Vec<RiskEventRecord>,
@@ -143,6 +145,11 @@ pub fn run_with_initial(
     }
     sim.account.sample(t_end);
     Ok(BarSimOutput {
+        strategy_summary: strategy
+            .summary()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
         account: sim.account,
         risk: sim.risk,
         risk_events: sim.risk_events,

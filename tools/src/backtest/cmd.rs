@@ -118,7 +118,7 @@ pub struct Setup {
 }
 
 /// Days from 1970-01-01 to a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -374,6 +374,7 @@ pub fn report_json(setup: &Setup, data: &[PathBuf], bars: &[Bar], runs: &(Run, R
         },
         "metrics": main.metrics,
         "baselines": { "buy_and_hold": hold.metrics, "flat": flat.metrics },
+        "strategy_summary": out.strategy_summary,
         "trades": a.trades,
         "orders": a.orders,
         "final_state": risk.state().name(),

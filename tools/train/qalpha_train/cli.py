@@ -61,6 +61,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--version", default=None, help="the exported metadata's `version`")
     t.add_argument("--no-export", action="store_true")
     t.add_argument("--progress", action="store_true", help="show Lightning's progress bar")
+    t.add_argument("--report-json", type=Path, default=None,
+                   help="also write the run's report (best val loss, the loss per epoch, files) here")
 
     e = sub.add_parser("export", help="export a checkpoint to ONNX + metadata JSON")
     e.add_argument("--model", choices=MODELS, required=True)
@@ -173,13 +175,14 @@ def train(args) -> int:
     multi = args.num_nodes > 1 or (isinstance(args.devices, int) and args.devices > 1) or (
         isinstance(args.devices, str) and len([d for d in args.devices.split(",") if d.strip()]) > 1
     )
+    curve = _ValLossCurve()
     trainer = L.Trainer(
         max_epochs=args.epochs,
         accelerator=args.accelerator,
         devices=args.devices,
         num_nodes=args.num_nodes,
         strategy="ddp" if multi else "auto",
-        callbacks=[checkpoint],
+        callbacks=[checkpoint, curve],
         logger=TensorBoardLogger(save_dir=str(run_dir), name="tb", version=""),
         log_every_n_steps=min(50, max(1, len(train_loader))),
         enable_progress_bar=args.progress,
@@ -197,7 +200,9 @@ def train(args) -> int:
         shutil.copyfile(last, run_dir / "best_model.ckpt")
         best = run_dir / "best_model.ckpt"
     report = {"model": args.model, "best": str(best), "best_val_loss": _float(checkpoint.best_model_score),
-              "global_step": trainer.global_step, "epochs": trainer.current_epoch}
+              "global_step": trainer.global_step, "epochs": trainer.current_epoch,
+              "val_loss_by_epoch": curve.values,
+              "params": sum(p.numel() for p in module.parameters())}
     if args.model == "guardian":
         report["regimes"] = fit_guardian_regimes(best, data, args.seed)
     if not args.no_export:
@@ -208,7 +213,29 @@ def train(args) -> int:
         onnx_path, meta_path = export(args.model, module.net, data, args.out / "models", **kwargs)
         report["onnx"], report["meta"] = str(onnx_path), str(meta_path)
     print(json.dumps(report, indent=1))
+    if args.report_json is not None:
+        args.report_json.write_text(json.dumps(report, indent=1) + "\n")
     return 0
+
+
+class _ValLossCurve:
+    """Collects the validation loss after each validation epoch (the report's training curve)."""
+
+    def __new__(cls):
+        from lightning.pytorch.callbacks import Callback
+
+        class Curve(Callback):
+            def __init__(self):
+                self.values = []
+
+            def on_validation_epoch_end(self, trainer, pl_module):
+                if trainer.sanity_checking:
+                    return
+                v = trainer.callback_metrics.get("val_loss")
+                if v is not None:
+                    self.values.append(float(v))
+
+        return Curve()
 
 
 def _float(v) -> Optional[float]:
