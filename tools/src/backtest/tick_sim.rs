@@ -439,11 +439,24 @@ pub fn run(
     let mut events: Vec<MarketEvent> = Vec::with_capacity(256);
     let mut n_events = 0u64;
     let mut last_ns = start_ns;
+    // A progress line on long runs (drawn only when stderr is a terminal): records done of all.
+    let mut total = 0u64;
+    for path in paths {
+        let r = CaptureReader::open(path)
+            .with_context(|| format!("cannot read capture {}", path.display()))?;
+        total += r.records().count() as u64;
+    }
+    let mut progress = super::report_dir::Progress::new(total, "backtest");
+    let mut done = 0u64;
     for path in paths {
         let reader = CaptureReader::open(path)
             .with_context(|| format!("cannot read capture {}", path.display()))?;
         router.begin_file(reader.connections());
         for rec in reader.records() {
+            done += 1;
+            if done % 4096 == 0 {
+                progress.set(done);
+            }
             let t = rec.recv_ns.max(last_ns);
             sim.until(t, &router);
             events.clear();
@@ -468,6 +481,8 @@ pub fn run(
         }
     }
     router.finish();
+    progress.set(done);
+    progress.finish();
     sim.until(u64::MAX, &router);
     // Settle: the strategy's end-of-data intent, then cancel what rests; answers take their time.
     sim.exec.begin_shutdown();
