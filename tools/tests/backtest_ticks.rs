@@ -211,3 +211,70 @@ fn data_after_t_changes_no_order_before_t() {
         assert_eq!(a, b, "{strategy}: the same orders before the cut");
     }
 }
+
+/// The capture's own trades and venue quotes written as Binance archive `aggTrades` and
+/// `bookTicker` CSVs (the archive's exact columns), for the CSV input path.
+fn archive_csvs(dir: &Path) -> (PathBuf, PathBuf) {
+    use qalpha_engine::event::MarketPayload;
+    use qalpha_engine::replay::CaptureHandler;
+    let r = CaptureReader::open(sample()).unwrap();
+    let mut router = qalpha_feeds::replay::VenueRouter::new();
+    router.begin_file(r.connections());
+    let mut events = Vec::new();
+    for rec in r.records() {
+        router.route(&rec, &mut events);
+    }
+    let mut agg = String::from(
+        "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n",
+    );
+    let mut tick = String::from(
+        "update_id,best_bid_price,best_bid_qty,best_ask_price,best_ask_qty,transaction_time,event_time\n",
+    );
+    for (i, ev) in events.iter().enumerate() {
+        match ev.payload {
+            MarketPayload::Trade(t) => agg.push_str(&format!(
+                "{i},{},{},{},{},{},{}\n",
+                t.px,
+                t.qty,
+                t.trade_id,
+                t.last_trade_id,
+                t.trade_time_ms,
+                t.aggressor == qalpha_engine::Side::Sell
+            )),
+            MarketPayload::Quote(q) => tick.push_str(&format!(
+                "{},{},{},{},{},{},{}\n",
+                q.update_id, q.bid_px, q.bid_qty, q.ask_px, q.ask_qty, ev.exch_ms, ev.exch_ms
+            )),
+            _ => {}
+        }
+    }
+    let (a, b) = (
+        dir.join("BTCUSDT-aggTrades-2023-04-04.csv"),
+        dir.join("BTCUSDT-bookTicker-2023-04-04.csv"),
+    );
+    std::fs::write(&a, agg).unwrap();
+    std::fs::write(&b, tick).unwrap();
+    (a, b)
+}
+
+#[test]
+fn archive_trade_and_quote_csvs_backtest_tick_strategies_on_the_paper_venue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (agg, tick) = archive_csvs(dir.path());
+    let mut a = args(agg.clone(), "obi-taker", &["strategy.threshold=0.3"]);
+    a.data = vec![agg.clone(), tick.clone()];
+    a.fill = qalpha_tools::backtest::tick_sim::Fill::Top;
+    let v = report(&a);
+    assert_eq!(v["mode"], "ticks");
+    let e = &v["executor"];
+    assert!(e["orders"].as_u64().unwrap() >= 3, "{e}");
+    assert!(e["fills"].as_u64().unwrap() >= 1, "{e}");
+    assert_eq!(e["orders_on_stale_book"], 0);
+    assert!(v["data"]["events"].as_u64().unwrap() > 5000);
+    assert_eq!(report(&a), v, "deterministic");
+    // No depth in the archive: the book-walking venue is refused with the reason.
+    a.fill = qalpha_tools::backtest::tick_sim::Fill::Book;
+    let setup = cmd::setup(&a).unwrap();
+    let err = tick_cmd::run(&setup, &a).err().unwrap().to_string();
+    assert!(err.contains("--fill top"), "{err}");
+}

@@ -22,17 +22,41 @@ use super::metrics::{self, EquityPoint, Metrics};
 use super::tick_sim::{self, Fill, TickSimConfig, TickSimOutput};
 use crate::demo_cmd::strategy::StrategySpec;
 
-/// Whether the inputs are captures (tick mode).
-pub fn is_tick_data(paths: &[PathBuf]) -> Result<bool> {
+/// What a tick backtest reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TickInput {
+    /// `.qcap` captures: raw frames through the engine's decoders and books.
+    Captures,
+    /// Binance archive `aggTrades` / `bookTicker` CSVs ([`super::csv_events`]): tops and prints only.
+    ArchiveCsv,
+}
+
+/// Which tick input `paths` are, or `None` for kline files (bar mode).
+pub fn tick_input(paths: &[PathBuf]) -> Result<Option<TickInput>> {
     let caps = paths
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "qcap"))
         .count();
-    match caps {
-        0 => Ok(false),
-        n if n == paths.len() => Ok(true),
-        _ => bail!("--data mixes captures (.qcap) and kline files; give one kind"),
+    if caps == paths.len() {
+        return Ok(Some(TickInput::Captures));
     }
+    if caps > 0 {
+        bail!("--data mixes captures (.qcap) and CSV files; give one kind");
+    }
+    let archive = paths
+        .iter()
+        .filter(|p| super::csv_events::detect(p).is_ok())
+        .count();
+    match archive {
+        0 => Ok(None),
+        n if n == paths.len() => Ok(Some(TickInput::ArchiveCsv)),
+        _ => bail!("--data mixes kline CSVs with aggTrades/bookTicker CSVs; give one kind"),
+    }
+}
+
+/// Whether the inputs are tick data (captures or archive trade/quote CSVs).
+pub fn is_tick_data(paths: &[PathBuf]) -> Result<bool> {
+    Ok(tick_input(paths)?.is_some())
 }
 
 /// Parses `--fill`.
@@ -109,7 +133,22 @@ pub fn simulate(setup: &Setup, a: &BacktestArgs) -> Result<(TickSimOutput, Vec<R
     let decider = spec.build().map_err(anyhow::Error::msg)?;
     let tcfg = config(setup, a);
     let journal = scratch_journal();
-    let out = tick_sim::run(&a.data, decider, &tcfg, Some(&journal));
+    let out = match tick_input(&a.data)? {
+        Some(TickInput::ArchiveCsv) => {
+            let files = a
+                .data
+                .iter()
+                .map(|p| super::csv_events::read(p, setup.sim.symbol))
+                .collect::<Result<Vec<_>>>()?;
+            tick_sim::run_events(
+                super::csv_events::merge(files),
+                decider,
+                &tcfg,
+                Some(&journal),
+            )
+        }
+        _ => tick_sim::run(&a.data, decider, &tcfg, Some(&journal)),
+    };
     let events = risk_events(&journal);
     let _ = std::fs::remove_file(&journal);
     Ok((out?, events))

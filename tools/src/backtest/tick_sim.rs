@@ -350,6 +350,16 @@ impl Sim<'_> {
         }
     }
 
+    /// One market event at `t`: the venue sees it, the strategy gets it after the feed latency,
+    /// and everything now due happens before the next event reaches the venue. With zero latencies
+    /// that is the paper run's order, event by event (`demo --mode paper`).
+    fn step(&mut self, ev: &MarketEvent, t: u64, router: &VenueRouter) {
+        self.venue_event(ev, router);
+        let at = t + self.cfg.feed_latency.sample(&mut self.rng);
+        self.push(at, Due::Deliver(*ev));
+        self.until(t, router);
+    }
+
     /// The venue side of one event at its receive time.
     fn venue_event(&mut self, ev: &MarketEvent, router: &VenueRouter) {
         if ev.venue != self.cfg.venue || ev.symbol != self.cfg.symbol {
@@ -390,10 +400,47 @@ pub fn run(
     if paths.is_empty() {
         bail!("no capture to backtest");
     }
-    let first_reader = CaptureReader::open(&paths[0])
-        .with_context(|| format!("cannot read capture {}", paths[0].display()))?;
-    let start_ns = first_reader.records().next().map_or(0, |r| r.recv_ns);
-    drop(first_reader);
+    run_source(Source::Captures(paths), decider, cfg, journal)
+}
+
+/// Runs `decider` over market events that did not come from a capture (Binance archive CSVs,
+/// [`super::csv_events`]): the venue must be the paper venue (`Fill::Top`) — there is no depth.
+pub fn run_events(
+    events: Vec<MarketEvent>,
+    decider: Decider,
+    cfg: &TickSimConfig,
+    journal: Option<&std::path::Path>,
+) -> Result<TickSimOutput> {
+    if events.is_empty() {
+        bail!("no events to backtest");
+    }
+    if cfg.fill != Fill::Top {
+        bail!("archive CSVs carry no order book depth: backtest them with --fill top");
+    }
+    run_source(Source::Events(events), decider, cfg, journal)
+}
+
+/// Where the market comes from.
+enum Source<'a> {
+    Captures(&'a [PathBuf]),
+    Events(Vec<MarketEvent>),
+}
+
+fn run_source(
+    source: Source<'_>,
+    decider: Decider,
+    cfg: &TickSimConfig,
+    journal: Option<&std::path::Path>,
+) -> Result<TickSimOutput> {
+    let start_ns = match &source {
+        Source::Captures(paths) => {
+            let first_reader = CaptureReader::open(&paths[0])
+                .with_context(|| format!("cannot read capture {}", paths[0].display()))?;
+            let t = first_reader.records().next().map_or(0, |r| r.recv_ns);
+            t
+        }
+        Source::Events(evs) => evs[0].recv_ns,
+    };
     let risk = RiskEngine::new(cfg.risk.clone(), journal, start_ns).context("risk engine")?;
     let mut exec = Executor::with_risk(
         Market {
@@ -439,44 +486,57 @@ pub fn run(
     let mut events: Vec<MarketEvent> = Vec::with_capacity(256);
     let mut n_events = 0u64;
     let mut last_ns = start_ns;
-    // A progress line on long runs (drawn only when stderr is a terminal): records done of all.
-    let mut total = 0u64;
-    for path in paths {
-        let r = CaptureReader::open(path)
-            .with_context(|| format!("cannot read capture {}", path.display()))?;
-        total += r.records().count() as u64;
-    }
-    let mut progress = super::report_dir::Progress::new(total, "backtest");
     let mut done = 0u64;
-    for path in paths {
-        let reader = CaptureReader::open(path)
-            .with_context(|| format!("cannot read capture {}", path.display()))?;
-        router.begin_file(reader.connections());
-        for rec in reader.records() {
-            done += 1;
-            if done % 4096 == 0 {
-                progress.set(done);
+    let mut progress;
+    match &source {
+        Source::Captures(paths) => {
+            // A progress line on long runs (drawn only when stderr is a terminal): records done.
+            let mut total = 0u64;
+            for path in paths.iter() {
+                let r = CaptureReader::open(path)
+                    .with_context(|| format!("cannot read capture {}", path.display()))?;
+                total += r.records().count() as u64;
             }
-            let t = rec.recv_ns.max(last_ns);
-            sim.until(t, &router);
-            events.clear();
-            router.route(&rec, &mut events);
-            // Only records that produce events move the clock: the strategy's clock is the time of
-            // the events it has seen (a paper run cannot see a record that produced none, and a REST
-            // snapshot is stamped on another thread, possibly before the frames routed ahead of it).
-            if !events.is_empty() {
+            progress = super::report_dir::Progress::new(total, "backtest");
+            for path in paths.iter() {
+                let reader = CaptureReader::open(path)
+                    .with_context(|| format!("cannot read capture {}", path.display()))?;
+                router.begin_file(reader.connections());
+                for rec in reader.records() {
+                    done += 1;
+                    if done.is_multiple_of(4096) {
+                        progress.set(done);
+                    }
+                    let t = rec.recv_ns.max(last_ns);
+                    sim.until(t, &router);
+                    events.clear();
+                    router.route(&rec, &mut events);
+                    // Only records that produce events move the clock: the strategy's clock is the
+                    // time of the events it has seen (a paper run cannot see a record that produced
+                    // none, and a REST snapshot is stamped on another thread, possibly before the
+                    // frames routed ahead of it).
+                    if !events.is_empty() {
+                        last_ns = t;
+                    }
+                    for ev in &events {
+                        n_events += 1;
+                        sim.step(ev, t, &router);
+                    }
+                }
+            }
+        }
+        Source::Events(evs) => {
+            progress = super::report_dir::Progress::new(evs.len() as u64, "backtest");
+            for ev in evs {
+                done += 1;
+                if done.is_multiple_of(4096) {
+                    progress.set(done);
+                }
+                let t = ev.recv_ns.max(last_ns);
                 last_ns = t;
-            }
-            for ev in &events {
-                n_events += 1;
-                sim.venue_event(ev, &router);
-                let at = t + cfg.feed_latency.sample(&mut sim.rng);
-                sim.push(at, Due::Deliver(*ev));
-                // Everything now due happens before the next event reaches the venue. With zero
-                // latencies that is the paper run's order, event by event: the venue sees the
-                // event, its reports reach the strategy, the strategy sees the event, its orders
-                // reach the venue and their answers come back (`demo --mode paper`).
                 sim.until(t, &router);
+                n_events += 1;
+                sim.step(ev, t, &router);
             }
         }
     }
