@@ -15,7 +15,7 @@
 //! When a section allocates, rerun with `QALPHA_ALLOC_BACKTRACE=1` to print a backtrace of the
 //! first few allocations it made.
 //!
-//! The kline files are the real exchange data in `../shared/data/klines`; unlike the feature tests
+//! The kline files are the real exchange data in the bundled sample `data/sample/klines` (copies of `../shared/data/klines`); unlike the feature tests
 //! (which skip), this test fails when they are missing: an allocation check that silently checks
 //! nothing is worse than none.
 
@@ -140,13 +140,13 @@ fn manifest() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A real kline file from `../shared/data/klines`, read in full (cold path, not counted).
+/// A real kline file from the bundled sample (`data/sample/klines`), read in full (cold path, not counted).
 fn klines(file: &str) -> Vec<Bar> {
-    let path: PathBuf = manifest().join("../../shared/data/klines").join(file);
+    let path: PathBuf = manifest().join("../data/sample/klines").join(file);
     assert!(
         path.exists(),
-        "{} not found: this test needs the shared real exchange data (../shared/data beside the \
-         repository, see shared/data/README.md)",
+        "{} not found: the bundled sample klines are part of the repository (data/sample/klines, \
+         see its NOTICE.md)",
         path.display()
     );
     read_klines(&path).unwrap_or_else(|e| panic!("{e}"))
@@ -182,7 +182,10 @@ const WARM_UP_BARS: usize = 300;
 
 #[test]
 fn bar_features_and_model_rows_allocate_nothing_per_bar() {
-    for file in ["binance-spot-btcusdt-1m.csv", "binance-usdm-xrpusdt-5m.csv"] {
+    for file in [
+        "BTCUSDT-1m-2026-04-sample.csv",
+        "ETHUSDT-1m-2026-04-sample.csv",
+    ] {
         let bars = klines(file);
         assert!(
             bars.len() >= WARM_UP_BARS + 1000,

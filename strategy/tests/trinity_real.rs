@@ -39,8 +39,12 @@ fn capture_events() -> Vec<MarketEvent> {
 
 fn klines_1m() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/klines/binance-spot-btcusdt-1m.csv");
-    assert!(p.is_file(), "{} is missing (../shared/data)", p.display());
+        .join("../data/sample/klines/BTCUSDT-1m-2026-04-sample.csv");
+    assert!(
+        p.is_file(),
+        "{} is missing (the bundled sample klines)",
+        p.display()
+    );
     p
 }
 

@@ -1,4 +1,4 @@
-//! `qalpha backtest` in bar mode on real BTCUSDT 1m klines (`../shared/data/klines`): the report is
+//! `qalpha backtest` in bar mode on real BTCUSDT 1m klines (the bundled sample `data/sample/klines` (copies of `../shared/data/klines`)): the report is
 //! byte-identical across runs, `sma-cross` trades exactly where an independent recomputation of its
 //! rules says (fills at the next bar's open), money adds up exactly, and perturbing the data after a
 //! time changes no order before it (no look-ahead).
@@ -12,8 +12,12 @@ use serde_json::Value;
 
 fn klines() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/klines/binance-spot-btcusdt-1m.csv");
-    assert!(p.is_file(), "{} is missing (../shared/data)", p.display());
+        .join("../data/sample/klines/BTCUSDT-1m-2026-04-sample.csv");
+    assert!(
+        p.is_file(),
+        "{} is missing (the bundled sample klines)",
+        p.display()
+    );
     p
 }
 

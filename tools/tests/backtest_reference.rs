@@ -14,8 +14,12 @@ fn root() -> PathBuf {
 }
 
 fn klines() -> PathBuf {
-    let p = root().join("../shared/data/klines/binance-spot-btcusdt-1m.csv");
-    assert!(p.is_file(), "{} is missing (../shared/data)", p.display());
+    let p = root().join("data/sample/klines/BTCUSDT-1m-2026-04-sample.csv");
+    assert!(
+        p.is_file(),
+        "{} is missing (the bundled sample klines)",
+        p.display()
+    );
     p
 }
 

@@ -1,4 +1,4 @@
-//! `qalpha backtest --report DIR` on real BTCUSDT 1m klines (`../shared/data/klines`): the folder
+//! `qalpha backtest --report DIR` on real BTCUSDT 1m klines (the bundled sample `data/sample/klines` (copies of `../shared/data/klines`)): the folder
 //! holds the text report, two PNG charts that decode at their stated sizes and one HTML page that
 //! links nothing outside itself and shows the JSON report's numbers; a folder that cannot be
 //! created is a clear error.
@@ -19,8 +19,12 @@ struct Cli {
 
 fn klines() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/klines/binance-spot-btcusdt-1m.csv");
-    assert!(p.is_file(), "{} is missing (../shared/data)", p.display());
+        .join("../data/sample/klines/BTCUSDT-1m-2026-04-sample.csv");
+    assert!(
+        p.is_file(),
+        "{} is missing (the bundled sample klines)",
+        p.display()
+    );
     p
 }
 
@@ -139,7 +143,7 @@ fn report_folder_from_real_klines() {
         "<td>{}</td>",
         report["final_state"].as_str().unwrap()
     )));
-    assert!(html.contains("taker fee (bps)") && html.contains("binance-spot-btcusdt-1m.csv"));
+    assert!(html.contains("taker fee (bps)") && html.contains("BTCUSDT-1m-2026-04-sample.csv"));
     assert!(html.contains("Past results on historical data are no promise of future returns."));
     assert!(html.contains("Sharpe and Sortino: simple returns of the equity sampled every 1h 0m"));
 

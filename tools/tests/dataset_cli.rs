@@ -1,4 +1,4 @@
-//! `qalpha dataset` on the real BTCUSDT and ETHUSDT 1m klines in `../shared/data/klines`: the
+//! `qalpha dataset` on the real BTCUSDT and ETHUSDT 1m klines in the bundled sample `data/sample/klines` (copies of `../shared/data/klines`): the
 //! Parquet files hold the engine's own feature values (recomputed here bar by bar), forward returns
 //! and Strategist labels that follow the documented rules, the splits by time, and a normalization
 //! fitted on the train rows only (docs/DATASET.md). pyarrow (the trainers' reader) reads the files.
@@ -15,9 +15,13 @@ use serde_json::Value;
 
 fn klines(name: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/klines")
+        .join("../data/sample/klines")
         .join(name);
-    assert!(p.is_file(), "{} is missing (../shared/data)", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing (the bundled sample klines)",
+        p.display()
+    );
     p
 }
 
@@ -82,8 +86,8 @@ fn read_rows(path: &Path, n_feat: usize, n_h: usize) -> Vec<Row> {
 fn real_klines_become_a_labelled_split_normalized_dataset() {
     let dir = tempfile::tempdir().unwrap();
     let (btc, eth) = (
-        klines("binance-spot-btcusdt-1m.csv"),
-        klines("binance-spot-ethusdt-1m.csv"),
+        klines("BTCUSDT-1m-2026-04-sample.csv"),
+        klines("ETHUSDT-1m-2026-04-sample.csv"),
     );
     let bars = read_klines(&btc).unwrap();
     let t0 = bars[0].open_time_ms;
@@ -245,7 +249,7 @@ fn bad_arguments_are_clear_errors() {
             .output()
             .unwrap()
     };
-    let btc = klines("binance-spot-btcusdt-1m.csv");
+    let btc = klines("BTCUSDT-1m-2026-04-sample.csv");
     let out = dir.path().to_str().unwrap();
     let o = run(&["--data", btc.to_str().unwrap(), "--out", out]);
     assert!(!o.status.success());
