@@ -182,6 +182,11 @@ struct Converted {
     other: u64,
 }
 
+/// [`row`] from the engine's fixed-point price and quantity.
+fn fx(ev: u64, exch_ms: u64, recv_ns: u64, px: qalpha_engine::Price, qty: Qty) -> Event {
+    row(ev, exch_ms, recv_ns, px.to_f64(), qty.to_f64())
+}
+
 fn row(ev: u64, exch_ms: u64, recv_ns: u64, px: f64, qty: f64) -> Event {
     Event {
         ev: ev | EXCH_EVENT | LOCAL_EVENT,
@@ -271,30 +276,15 @@ fn convert(sample: &Sample) -> Converted {
                             Side::Buy => BUY_EVENT,
                             Side::Sell => SELL_EVENT,
                         };
-                        c.rows.push(row(
-                            TRADE_EVENT | side,
-                            exch_ms,
-                            recv,
-                            t.px.to_f64(),
-                            t.qty.to_f64(),
-                        ));
+                        c.rows
+                            .push(fx(TRADE_EVENT | side, exch_ms, recv, t.px, t.qty));
                         c.trades += 1;
                     }
                     MarketPayload::Quote(q) => {
-                        c.rows.push(row(
-                            DEPTH_BBO_EVENT | BUY_EVENT,
-                            exch_ms,
-                            recv,
-                            q.bid_px.to_f64(),
-                            q.bid_qty.to_f64(),
-                        ));
-                        c.rows.push(row(
-                            DEPTH_BBO_EVENT | SELL_EVENT,
-                            exch_ms,
-                            recv,
-                            q.ask_px.to_f64(),
-                            q.ask_qty.to_f64(),
-                        ));
+                        let (bid, ask) =
+                            (DEPTH_BBO_EVENT | BUY_EVENT, DEPTH_BBO_EVENT | SELL_EVENT);
+                        c.rows.push(fx(bid, exch_ms, recv, q.bid_px, q.bid_qty));
+                        c.rows.push(fx(ask, exch_ms, recv, q.ask_px, q.ask_qty));
                         c.book_tickers += 1;
                     }
                     MarketPayload::MarkPrice(m) => {
@@ -578,7 +568,7 @@ fn benches(c: &mut Criterion) {
             ex.counters.fills,
             ex.counters.risk_rejects,
             out.venue_rejects,
-            out.account.position(),
+            out.account.position(cfg.symbol),
             risk.state().name(),
             risk.halt_reason().map(|s| s.name()),
         );

@@ -270,17 +270,17 @@ pub fn run_all(a: TrainAllArgs) -> Result<()> {
             let args = BacktestArgs {
                 sets,
                 from: Some(val_to.clone()),
-                symbol: sym.to_string(),
+                symbol: Some(sym.to_string()),
                 seed: a.seed,
                 ..BacktestArgs::new(files.clone(), strategy)
             };
             let setup = backtest::setup(&args)?;
-            let bars = backtest::load_bars(&args.data, setup.from_ms, setup.to_ms)?;
-            let runs = backtest::run_all(&setup, &bars)?;
+            let data = backtest::load_data(&setup, &args.data)?;
+            let runs = backtest::run_all(&setup, &data)?;
             backtests.push((
                 sym.to_string(),
                 strategy,
-                backtest::report_json(&setup, &args.data, &bars, &runs),
+                backtest::report_json(&setup, &args.data, &data, &runs),
             ));
         }
     }

@@ -30,10 +30,7 @@ fn args(data: PathBuf, sets: &[&str]) -> BacktestArgs {
 }
 
 fn report(a: &BacktestArgs) -> Value {
-    let setup = cmd::setup(a).unwrap();
-    let bars = cmd::load_bars(&a.data, setup.from_ms, setup.to_ms).unwrap();
-    let runs = cmd::run_all(&setup, &bars).unwrap();
-    cmd::report_json(&setup, &a.data, &bars, &runs)
+    cmd::bar_report(a).unwrap().0
 }
 
 /// 10⁻⁸ units of a decimal string.
@@ -256,14 +253,11 @@ fn bad_settings_name_the_key() {
     let mut a = args(klines(), &[]);
     a.year = Some(2019);
     let s = cmd::setup(&a).unwrap();
-    let e = cmd::load_bars(&a.data, s.from_ms, s.to_ms).unwrap_err();
-    assert!(e.to_string().contains("no bars"), "{e}");
-    let e = cmd::run_all(
-        &cmd::setup(&args(klines(), &["strategy.fast=50"])).unwrap(),
-        &read_klines(&klines()).unwrap(),
-    )
-    .err()
-    .unwrap();
+    let e = cmd::load_data(&s, &a.data).unwrap_err();
+    assert!(format!("{e:#}").contains("no bars"), "{e:#}");
+    let e = cmd::bar_report(&args(klines(), &["strategy.fast=50"]))
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("fast < slow"), "{e}");
 }
 

@@ -73,10 +73,7 @@ fn ours(fast: usize, slow: usize, taker_bps: &str) -> Value {
         sets: sets.to_vec(),
         ..BacktestArgs::new(vec![klines()], "sma-cross")
     };
-    let setup = cmd::setup(&a).unwrap();
-    let bars = cmd::load_bars(&a.data, setup.from_ms, setup.to_ms).unwrap();
-    let runs = cmd::run_all(&setup, &bars).unwrap();
-    cmd::report_json(&setup, &a.data, &bars, &runs)
+    cmd::bar_report(&a).unwrap().0
 }
 
 /// (open, close) of the file's last bar.

@@ -44,10 +44,7 @@ fn write(data: &Path, dir: &Path) -> (Value, Vec<PathBuf>) {
     ])
     .unwrap()
     .args;
-    let setup = cmd::setup(&a).unwrap();
-    let bars = cmd::load_bars(&a.data, setup.from_ms, setup.to_ms).unwrap();
-    let runs = cmd::run_all(&setup, &bars).unwrap();
-    let report = cmd::report_json(&setup, &a.data, &bars, &runs);
+    let (report, runs) = cmd::bar_report(&a).unwrap();
     let (main, hold, flat) = &runs;
     let curves = [
         ("sma-cross", &main.out.account.curve[..]),

@@ -275,6 +275,6 @@ fn archive_trade_and_quote_csvs_backtest_tick_strategies_on_the_paper_venue() {
     // No depth in the archive: the book-walking venue is refused with the reason.
     a.fill = qalpha_tools::backtest::tick_sim::Fill::Book;
     let setup = cmd::setup(&a).unwrap();
-    let err = tick_cmd::run(&setup, &a).err().unwrap().to_string();
+    let err = format!("{:#}", tick_cmd::run(&setup, &a).err().unwrap());
     assert!(err.contains("--fill top"), "{err}");
 }

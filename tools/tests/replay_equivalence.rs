@@ -82,7 +82,7 @@ fn backtest(
         to: None,
         year: None,
         seed: 7,
-        symbol: "BTCUSDT".into(),
+        symbol: Some("BTCUSDT".into()),
         period: 60_000,
         json: None,
         report: None,
@@ -92,8 +92,9 @@ fn backtest(
         sweeps: Vec::new(),
     };
     let setup = cmd::setup(&a).unwrap();
-    let (out, _risk_events) = tick_cmd::simulate(&setup, &a).unwrap();
-    out.commands
+    let mut runs = tick_cmd::simulate(&setup, &a).unwrap();
+    assert_eq!(runs.len(), 1);
+    runs.remove(0).out.commands
 }
 
 /// A command with its client ids replaced by the index of the order they name.

@@ -13,6 +13,8 @@
 //!
 //! Only `Intent::Target` exists in bar mode (a bar strategy does not quote); a quote is an error.
 
+use std::collections::BTreeMap;
+
 use anyhow::{bail, Result};
 use qalpha_engine::event::{MarketEvent, MarketPayload, TopOfBook};
 use qalpha_engine::order::{
@@ -28,15 +30,25 @@ use serde::Serialize;
 
 use super::account::{Account, OrderRecord};
 
-/// What a bar backtest needs besides the bars and the strategy.
+/// What a bar backtest needs besides the bars and the strategies.
 #[derive(Clone, Debug)]
 pub struct BarSimConfig {
     pub venue: Venue,
-    pub symbol: Symbol,
     pub fees: FeeSchedule,
     pub risk: RiskConfig,
-    /// Funding events `(time ms, rate 10⁻⁸)`, in time order (Binance `fundingRate` files).
-    pub funding: Vec<(u64, Qty)>,
+}
+
+/// One symbol of a run: its bars, its strategy instance and its funding.
+pub struct Leg<'a> {
+    pub symbol: Symbol,
+    /// Time order, one interval.
+    pub bars: &'a [Bar],
+    pub strategy: &'a mut dyn BarStrategy,
+    /// Executed at the first bar's open (a position held from the start: buy & hold).
+    pub initial: Option<Intent>,
+    /// Funding events `(time ms, rate 10⁻⁸)`, in time order (Binance `fundingRate` files), paid at
+    /// the open of the first bar at or after each.
+    pub funding: &'a [(u64, Qty)],
 }
 
 /// A risk alert during the run (kill switch, reducing, conservative).
@@ -51,8 +63,11 @@ pub struct RiskEventRecord {
 
 /// Everything a bar backtest produced.
 pub struct BarSimOutput {
-    /// What the strategy itself counted (the Trinity: bars, inference runs, last decision).
-    pub strategy_summary: std::collections::BTreeMap<String, String>,
+    /// What the strategy itself counted (the Trinity: bars, inference runs, last decision); keys
+    /// prefixed `SYMBOL.` when several symbols ran.
+    pub strategy_summary: BTreeMap<String, String>,
+    /// The legs' symbols, in leg order.
+    pub symbols: Vec<Symbol>,
     pub account: Account,
     pub risk: RiskEngine,
     pub risk_events: Vec<RiskEventRecord>,
@@ -70,91 +85,159 @@ fn price(x: f64) -> Result<Price> {
     Ok(Price(raw as i64))
 }
 
-/// Runs `strategy` over `bars` (time order, one symbol). See the module docs.
+/// Runs `strategy` over `bars` of one symbol. See the module docs.
 pub fn run(
+    symbol: Symbol,
     bars: &[Bar],
     strategy: &mut dyn BarStrategy,
     cfg: &BarSimConfig,
 ) -> Result<BarSimOutput> {
-    run_with_initial(bars, strategy, cfg, None)
+    run_legs(
+        &mut [Leg {
+            symbol,
+            bars,
+            strategy,
+            initial: None,
+            funding: &[],
+        }],
+        cfg,
+    )
 }
 
-/// As [`run`], with `initial` executed at the first bar's open (a position held from the start:
-/// the buy & hold baseline).
-pub fn run_with_initial(
-    bars: &[Bar],
-    strategy: &mut dyn BarStrategy,
-    cfg: &BarSimConfig,
-    initial: Option<Intent>,
-) -> Result<BarSimOutput> {
-    let Some(first) = bars.first() else {
-        bail!("no bars to backtest");
-    };
-    let interval_ms = bars
-        .windows(2)
-        .map(|w| w[1].open_time_ms.saturating_sub(w[0].open_time_ms))
-        .filter(|d| *d > 0)
-        .min()
-        .unwrap_or(60_000);
+/// The bar interval of `bars` (their smallest positive step), after checking their order.
+fn interval_of(symbol: Symbol, bars: &[Bar]) -> Result<u64> {
     if let Some(w) = bars
         .windows(2)
         .find(|w| w[1].open_time_ms <= w[0].open_time_ms)
     {
         bail!(
-            "bars out of order at open_time {} after {}",
+            "{symbol}: bars out of order at open_time {} after {}",
             w[1].open_time_ms,
             w[0].open_time_ms
         );
     }
-    let start_ns = first.open_time_ms * 1_000_000;
+    Ok(bars
+        .windows(2)
+        .map(|w| w[1].open_time_ms - w[0].open_time_ms)
+        .min()
+        .unwrap_or(60_000))
+}
+
+/// Runs every leg on one account and one risk engine (a portfolio: one equity, risk's limits across
+/// symbols). Bars of all legs are taken in time order; at each open time the legs with a bar there
+/// run step 1 of the module docs, then all of them step 2 (one equity sample for the portfolio).
+/// The legs must share the bar interval.
+pub fn run_legs(legs: &mut [Leg<'_>], cfg: &BarSimConfig) -> Result<BarSimOutput> {
+    if legs.is_empty() || legs.iter().any(|l| l.bars.is_empty()) {
+        bail!("no bars to backtest");
+    }
+    let mut interval_ms = 0;
+    for l in legs.iter() {
+        let i = interval_of(l.symbol, l.bars)?;
+        if interval_ms != 0 && legs.len() > 1 && i != interval_ms {
+            bail!(
+                "{}: {} ms bars, but {} has {} ms bars; a portfolio backtest needs one interval",
+                l.symbol,
+                i,
+                legs[0].symbol,
+                interval_ms
+            );
+        }
+        interval_ms = i;
+    }
+    let first_ms = legs
+        .iter()
+        .map(|l| l.bars[0].open_time_ms)
+        .min()
+        .unwrap_or(0);
+    let start_ns = first_ms * 1_000_000;
     let risk = RiskEngine::new(cfg.risk.clone(), None, start_ns)?;
     let equity = Money::from_qty(cfg.risk.initial_equity);
     let mut sim = Sim {
         cfg,
-        account: Account::new(cfg.venue, cfg.symbol, equity),
+        account: Account::new(cfg.venue, equity),
         risk,
         actions: Vec::new(),
         risk_events: Vec::new(),
-        ids: ClientIdGen::new(first.open_time_ms),
-        next_funding: 0,
-        pending_reduce: None,
+        ids: ClientIdGen::new(first_ms),
+        pending_reduce: BTreeMap::new(),
     };
-    sim.account.sample(first.open_time_ms);
-    let mut pending: Option<Intent> = initial;
-    for b in bars {
-        let open = price(b.open)?;
-        let t_open = b.open_time_ms;
-        sim.market(t_open, open);
-        sim.pay_funding(t_open, open);
-        if let Some((side, qty)) = sim.pending_reduce.take() {
-            sim.order(t_open, side, qty, open, true);
+    sim.account.sample(first_ms);
+    let n = legs.len();
+    let mut cursor = vec![0usize; n];
+    let mut next_funding = vec![0usize; n];
+    let mut pending: Vec<Option<Intent>> = legs.iter_mut().map(|l| l.initial.take()).collect();
+    let mut due = Vec::with_capacity(n);
+    while let Some(t_open) = (0..n)
+        .filter_map(|i| legs[i].bars.get(cursor[i]).map(|b| b.open_time_ms))
+        .min()
+    {
+        due.clear();
+        due.extend((0..n).filter(|&i| {
+            legs[i]
+                .bars
+                .get(cursor[i])
+                .is_some_and(|b| b.open_time_ms == t_open)
+        }));
+        for &i in &due {
+            let (symbol, b) = (legs[i].symbol, legs[i].bars[cursor[i]]);
+            let open = price(b.open)?;
+            sim.market(symbol, t_open, open);
+            while let Some(&(at, rate)) = legs[i].funding.get(next_funding[i]) {
+                if at > t_open {
+                    break;
+                }
+                sim.account.funding(symbol, rate, open);
+                next_funding[i] += 1;
+            }
+            if let Some((side, qty)) = sim.pending_reduce.remove(&symbol) {
+                sim.order(symbol, t_open, side, qty, open, true);
+            }
+            if let Some(intent) = pending[i].take() {
+                sim.execute(symbol, intent, t_open, open)?;
+            }
         }
-        if let Some(intent) = pending.take() {
-            sim.execute(intent, t_open, open)?;
-        }
-        let close = price(b.close)?;
         let t_close = t_open + interval_ms;
-        sim.market(t_close, close);
+        for &i in &due {
+            let b = legs[i].bars[cursor[i]];
+            sim.market(legs[i].symbol, t_close, price(b.close)?);
+        }
         sim.account.sample(t_close);
-        pending = strategy.on_bar(b);
+        for &i in &due {
+            let b = legs[i].bars[cursor[i]];
+            pending[i] = legs[i].strategy.on_bar(&b);
+            cursor[i] += 1;
+        }
     }
-    let last = bars[bars.len() - 1];
-    let t_end = last.open_time_ms + interval_ms;
-    if let Some(intent) = strategy.on_end() {
-        sim.execute(intent, t_end, price(last.close)?)?;
+    let mut t_end = 0;
+    for l in legs.iter_mut() {
+        let last = l.bars[l.bars.len() - 1];
+        let t = last.open_time_ms + interval_ms;
+        t_end = t_end.max(t);
+        if let Some(intent) = l.strategy.on_end() {
+            sim.execute(l.symbol, intent, t, price(last.close)?)?;
+        }
     }
     sim.account.sample(t_end);
+    let mut strategy_summary = BTreeMap::new();
+    for l in legs.iter() {
+        for (k, v) in l.strategy.summary() {
+            let key = if n == 1 {
+                k.to_string()
+            } else {
+                format!("{}.{k}", l.symbol)
+            };
+            strategy_summary.insert(key, v);
+        }
+    }
     Ok(BarSimOutput {
-        strategy_summary: strategy
-            .summary()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
+        strategy_summary,
+        symbols: legs.iter().map(|l| l.symbol).collect(),
         account: sim.account,
         risk: sim.risk,
         risk_events: sim.risk_events,
         interval_ms,
-        first_ms: first.open_time_ms,
+        first_ms,
         last_ms: t_end,
     })
 }
@@ -166,17 +249,16 @@ struct Sim<'a> {
     actions: Vec<RiskAction>,
     risk_events: Vec<RiskEventRecord>,
     ids: ClientIdGen,
-    next_funding: usize,
-    /// A reduction risk asked for, executed at the next open.
-    pending_reduce: Option<(Side, Qty)>,
+    /// Reductions risk asked for, executed at the symbol's next open.
+    pending_reduce: BTreeMap<Symbol, (Side, Qty)>,
 }
 
 impl Sim<'_> {
     /// The market at `t_ms` is `px` (touch, mark): risk and the account see it.
-    fn market(&mut self, t_ms: u64, px: Price) {
+    fn market(&mut self, symbol: Symbol, t_ms: u64, px: Price) {
         let ev = MarketEvent {
             venue: self.cfg.venue,
-            symbol: self.cfg.symbol,
+            symbol,
             recv_ns: t_ms * 1_000_000,
             decoded_ns: t_ms * 1_000_000,
             exch_ms: t_ms,
@@ -189,25 +271,19 @@ impl Sim<'_> {
             }),
         };
         self.risk.on_market(&ev);
-        self.account.mark(px);
+        self.account.mark(symbol, px);
         self.drain_risk(t_ms);
-    }
-
-    fn pay_funding(&mut self, t_ms: u64, px: Price) {
-        while let Some(&(at, rate)) = self.cfg.funding.get(self.next_funding) {
-            if at > t_ms {
-                break;
-            }
-            self.account.funding(rate, px);
-            self.next_funding += 1;
-        }
     }
 
     fn drain_risk(&mut self, t_ms: u64) {
         self.risk.take_actions(&mut self.actions);
         for a in self.actions.drain(..) {
             match a {
-                RiskAction::Reduce { side, qty, .. } => self.pending_reduce = Some((side, qty)),
+                RiskAction::Reduce {
+                    symbol, side, qty, ..
+                } => {
+                    self.pending_reduce.insert(symbol, (side, qty));
+                }
                 RiskAction::Alert {
                     switch,
                     state,
@@ -226,25 +302,33 @@ impl Sim<'_> {
         }
     }
 
-    fn execute(&mut self, intent: Intent, t_ms: u64, px: Price) -> Result<()> {
+    fn execute(&mut self, symbol: Symbol, intent: Intent, t_ms: u64, px: Price) -> Result<()> {
         let Intent::Target { qty: target, .. } = intent else {
             bail!("a bar strategy asked for quotes; bar backtests fill only targets");
         };
-        let delta = target.raw() - self.account.position().raw();
+        let delta = target.raw() - self.account.position(symbol).raw();
         if delta != 0 {
             let side = if delta > 0 { Side::Buy } else { Side::Sell };
             let reduce_only = target.raw() == 0;
-            self.order(t_ms, side, Qty(delta.abs()), px, reduce_only);
+            self.order(symbol, t_ms, side, Qty(delta.abs()), px, reduce_only);
         }
         Ok(())
     }
 
     /// A market order filled at `px` if risk lets it out.
-    fn order(&mut self, t_ms: u64, side: Side, qty: Qty, px: Price, reduce_only: bool) {
+    fn order(
+        &mut self,
+        symbol: Symbol,
+        t_ms: u64,
+        side: Side,
+        qty: Qty,
+        px: Price,
+        reduce_only: bool,
+    ) {
         let now_ns = t_ms * 1_000_000;
         let o = NewOrder {
             venue: self.cfg.venue,
-            symbol: self.cfg.symbol,
+            symbol,
             client_id: self.ids.next_id(),
             side,
             order_type: OrderType::Market,
@@ -263,6 +347,7 @@ impl Sim<'_> {
         let verdict = self.risk.check(&cmd, None, now_ns);
         self.account.orders.push(OrderRecord {
             ts_ns: now_ns,
+            symbol,
             side,
             qty,
             price: px,
@@ -273,7 +358,7 @@ impl Sim<'_> {
             return;
         }
         let fee = self.cfg.fees.fee(px, qty, false);
-        self.account.fill(t_ms, side, px, qty, fee);
+        self.account.fill(symbol, t_ms, side, px, qty, fee);
         let rep = ExecReport {
             last_px: px,
             last_qty: qty,

@@ -4,7 +4,13 @@
 //! next to two baselines run through the same simulator and fees — buy & hold (the strategy's
 //! `qty`, bought at the first open and sold at the last close) and flat (never trades).
 //!
-//! Settings come from `--config FILE` and `--set key=value` (applied on top): `[strategy]` params,
+//! Several symbols run in one backtest on one account and one risk engine (a portfolio): each
+//! file's symbol comes from its name (`BTCUSDT-1m-2024-01.csv`, as the archive names them) or
+//! `--symbol`; each symbol runs its own instance of the strategy; Binance `fundingRate` files among
+//! the data are paid at their times. The report adds a per-symbol table.
+//!
+//! Settings come from `--config FILE` and `--set key=value` (applied on top): `[strategy]` params
+//! (`[strategy.ETHUSDT]` overrides them for one symbol, e.g. `--set strategy.ETHUSDT.qty=0.05`),
 //! `[risk]`, `[fees]` (`maker_bps`, `taker_bps`; default Binance USD-M regular: 2 / 5 bps) and
 //! `[account]` (`initial_equity`, which also becomes risk's equity; default risk's).
 
@@ -20,8 +26,8 @@ use qalpha_strategy::baselines::{bar_strategy, BarStrategy, Intent, Style};
 use qalpha_venues::fill::FeeSchedule;
 use serde_json::{json, Value};
 
-use super::bar_sim::{self, BarSimConfig, BarSimOutput};
-use super::metrics::{self, DAY_MS};
+use super::bar_sim::{self, BarSimConfig, BarSimOutput, Leg};
+use super::metrics::{self, EquityPoint, DAY_MS};
 use crate::features_cmd::parse_interval;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -29,7 +35,8 @@ pub struct BacktestArgs {
     /// A config file (`[strategy]`, `[risk]`, `[fees]`, `[account]`); `--set` applies on top.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Input data: Binance kline CSVs (bar strategies), one symbol.
+    /// Input data: Binance kline CSVs (bar strategies; plus `fundingRate` CSVs), captures (`.qcap`)
+    /// or aggTrades/bookTicker CSVs (tick strategies); several symbols at once.
     #[arg(long, required = true, num_args = 1..)]
     pub data: Vec<PathBuf>,
     /// Strategy by name (bar strategies: sma-cross).
@@ -50,9 +57,10 @@ pub struct BacktestArgs {
     /// Seed of the simulation's random parts (recorded in the report; bar mode has none).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Symbol traded (kline files do not name it).
-    #[arg(long, default_value = "BTCUSDT")]
-    pub symbol: String,
+    /// Symbols traded, comma-separated. CSV files name theirs (`BTCUSDT-1m-2024-01.csv`); this
+    /// names the symbol of files that do not, or picks from captures (default BTCUSDT there).
+    #[arg(long, alias = "symbols", value_name = "SYMBOL[,SYMBOL...]")]
+    pub symbol: Option<String>,
     /// Sharpe/Sortino sampling period, e.g. 1h, 1d.
     #[arg(long, default_value = "1d", value_parser = parse_interval)]
     pub period: u64,
@@ -92,7 +100,7 @@ impl BacktestArgs {
             to: None,
             year: None,
             seed: 0,
-            symbol: "BTCUSDT".into(),
+            symbol: None,
             period: DAY_MS,
             json: None,
             report: None,
@@ -108,7 +116,12 @@ impl BacktestArgs {
 #[derive(Clone, Debug)]
 pub struct Setup {
     pub strategy: String,
+    /// `[strategy]`: every symbol's params.
     pub params: BTreeMap<String, String>,
+    /// `[strategy.SYMBOL]`: one symbol's overrides.
+    pub symbol_params: BTreeMap<String, BTreeMap<String, String>>,
+    /// `--symbol` (None: from the file names).
+    pub symbols: Option<Vec<Symbol>>,
     pub sim: BarSimConfig,
     pub from_ms: Option<u64>,
     pub to_ms: Option<u64>,
@@ -167,19 +180,78 @@ fn bps_to_ppm(t: Option<&toml::Table>, key: &str, default: &str) -> Result<(i32,
     Ok((ppm as i32, text))
 }
 
-fn strategy_params(cfg: &EngineConfig) -> Result<BTreeMap<String, String>> {
+/// The params of one table: single values only.
+fn param_table(t: &toml::Table, at: &str) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
-    for (k, v) in cfg.strategy.iter().flatten() {
+    for (k, v) in t {
         let s = match v {
             toml::Value::String(s) => s.clone(),
             toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => {
                 v.to_string()
             }
-            other => bail!("strategy.{k} = {other}: expected a single value"),
+            other => bail!("{at}.{k} = {other}: expected a single value"),
         };
         out.insert(k.clone(), s);
     }
     Ok(out)
+}
+
+/// `[strategy]` → (params, per-symbol overrides from `[strategy.SYMBOL]` tables).
+type StrategyParams = (
+    BTreeMap<String, String>,
+    BTreeMap<String, BTreeMap<String, String>>,
+);
+
+fn strategy_params(cfg: &EngineConfig) -> Result<StrategyParams> {
+    let mut common = toml::Table::new();
+    let mut per_symbol = BTreeMap::new();
+    for (k, v) in cfg.strategy.iter().flatten() {
+        match v {
+            toml::Value::Table(t) => {
+                if Symbol::parse(k).is_none() || k.to_ascii_uppercase() != *k {
+                    bail!("strategy.{k}: a table here overrides one symbol's params; {k:?} is not a symbol like BTCUSDT");
+                }
+                per_symbol.insert(k.clone(), param_table(t, &format!("strategy.{k}"))?);
+            }
+            _ => {
+                common.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Ok((param_table(&common, "strategy")?, per_symbol))
+}
+
+impl Setup {
+    /// The strategy params of `symbol`: `[strategy]` with its `[strategy.SYMBOL]` on top.
+    pub fn params_for(&self, symbol: Symbol) -> BTreeMap<String, String> {
+        let mut p = self.params.clone();
+        if let Some(own) = self.symbol_params.get(symbol.as_str()) {
+            p.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        p
+    }
+
+    /// The buy & hold baseline's size for `symbol`: the strategy's `qty`, else 0.001.
+    pub fn hold_qty(&self, symbol: Symbol) -> Result<Qty> {
+        match self.params_for(symbol).get("qty") {
+            Some(q) => {
+                Qty::parse(q.trim()).map_err(|e| anyhow::anyhow!("strategy.qty = {q:?}: {e:?}"))
+            }
+            None => Ok(Qty(100_000)),
+        }
+    }
+
+    /// The symbols a capture backtest trades: `--symbol`, else BTCUSDT.
+    pub fn capture_symbols(&self) -> Vec<Symbol> {
+        self.symbols
+            .clone()
+            .unwrap_or_else(|| vec![default_symbol()])
+    }
+}
+
+/// The symbol of data that names none, without `--symbol`.
+pub fn default_symbol() -> Symbol {
+    Symbol::parse("BTCUSDT").unwrap_or_default()
 }
 
 /// Resolves the config and the arguments.
@@ -217,8 +289,11 @@ pub fn setup(a: &BacktestArgs) -> Result<Setup> {
     }
     let (maker_ppm, maker) = bps_to_ppm(cfg.fees.as_ref(), "maker_bps", "2")?;
     let (taker_ppm, taker) = bps_to_ppm(cfg.fees.as_ref(), "taker_bps", "5")?;
-    let symbol =
-        Symbol::parse(&a.symbol).with_context(|| format!("invalid --symbol {:?}", a.symbol))?;
+    let symbols = a
+        .symbol
+        .as_deref()
+        .map(super::inputs::parse_symbols)
+        .transpose()?;
     let (mut from_ms, mut to_ms) = (
         a.from.as_deref().map(parse_time).transpose()?,
         a.to.as_deref().map(parse_time).transpose()?,
@@ -230,18 +305,19 @@ pub fn setup(a: &BacktestArgs) -> Result<Setup> {
         from_ms = Some(days_from_civil(y as i64, 1, 1) as u64 * DAY_MS);
         to_ms = Some(days_from_civil(y as i64 + 1, 1, 1) as u64 * DAY_MS);
     }
+    let (params, symbol_params) = strategy_params(&cfg)?;
     Ok(Setup {
         strategy: a.strategy.clone(),
-        params: strategy_params(&cfg)?,
+        params,
+        symbol_params,
+        symbols,
         sim: BarSimConfig {
             venue: Venue::BinanceUsdm,
-            symbol,
             fees: FeeSchedule {
                 maker_ppm,
                 taker_ppm,
             },
             risk,
-            funding: Vec::new(),
         },
         from_ms,
         to_ms,
@@ -265,13 +341,64 @@ pub fn load_bars(paths: &[PathBuf], from_ms: Option<u64>, to_ms: Option<u64>) ->
     }
     bars.sort_by_key(|b| b.open_time_ms);
     bars.dedup_by_key(|b| b.open_time_ms);
-    bars.retain(|b| {
-        from_ms.is_none_or(|f| b.open_time_ms >= f) && to_ms.is_none_or(|t| b.open_time_ms < t)
-    });
+    bars.retain(|b| in_range(b.open_time_ms, from_ms, to_ms));
     if bars.is_empty() {
         bail!("no bars in the data and range given");
     }
     Ok(bars)
+}
+
+fn in_range(t: u64, from_ms: Option<u64>, to_ms: Option<u64>) -> bool {
+    from_ms.is_none_or(|f| t >= f) && to_ms.is_none_or(|e| t < e)
+}
+
+/// One symbol's bars and funding events, as a bar backtest reads them.
+#[derive(Clone, Debug)]
+pub struct SymbolBars {
+    pub symbol: Symbol,
+    pub bars: Vec<Bar>,
+    pub funding: Vec<(u64, Qty)>,
+}
+
+/// The bar-mode data by symbol (symbol order): kline CSVs and `fundingRate` CSVs grouped by the
+/// symbol their names name (or `--symbol`), the range applied to both.
+pub fn load_data(setup: &Setup, paths: &[PathBuf]) -> Result<Vec<SymbolBars>> {
+    let groups = super::inputs::group_by_symbol(paths, setup.symbols.as_deref(), default_symbol())?;
+    if let Some(missing) = setup
+        .symbols
+        .iter()
+        .flatten()
+        .find(|s| !groups.contains_key(s))
+    {
+        bail!("--symbol names {missing}, but no --data file holds it");
+    }
+    let mut out = Vec::new();
+    for (symbol, files) in groups {
+        let (mut klines, mut funding) = (Vec::new(), Vec::new());
+        for f in files {
+            if super::inputs::is_funding_file(&f)? {
+                funding.extend(super::inputs::read_funding(&f)?);
+            } else {
+                klines.push(f);
+            }
+        }
+        if klines.is_empty() {
+            bail!("{symbol}: funding files but no klines to backtest");
+        }
+        funding.sort_by_key(|e| e.0);
+        funding.dedup_by_key(|e| e.0);
+        funding.retain(|e| in_range(e.0, setup.from_ms, setup.to_ms));
+        let bars =
+            load_bars(&klines, setup.from_ms, setup.to_ms).with_context(|| format!("{symbol}"))?;
+        // Funding before the first bar falls on no position of this run.
+        funding.retain(|e| e.0 >= bars[0].open_time_ms);
+        out.push(SymbolBars {
+            symbol,
+            bars,
+            funding,
+        });
+    }
+    Ok(out)
 }
 
 /// Buy & hold: the simulator buys at the first open (`run_with_initial`); this sells at the end.
@@ -319,24 +446,54 @@ fn measure(out: BarSimOutput, period_ms: u64) -> Run {
     Run { out, metrics: m }
 }
 
-/// Runs the strategy and the baselines on `bars`.
-pub fn run_all(setup: &Setup, bars: &[Bar]) -> Result<(Run, Run, Run)> {
-    let mut strat = bar_strategy(&setup.strategy, &setup.params).map_err(anyhow::Error::msg)?;
-    let main = bar_sim::run(bars, strat.as_mut(), &setup.sim)?;
-    let qty = match setup.params.get("qty") {
-        Some(q) => Qty::parse(q.trim()).map_err(|e| anyhow::anyhow!("strategy.qty: {e:?}"))?,
-        None => Qty::parse("0.001").unwrap_or(Qty(100_000)),
-    };
-    let hold_out = bar_sim::run_with_initial(
-        bars,
-        &mut Hold,
-        &setup.sim,
-        Some(Intent::Target {
-            qty,
+/// Runs one strategy instance per symbol (`initial`: each symbol's position from the first open).
+fn run_legs(
+    setup: &Setup,
+    data: &[SymbolBars],
+    strategies: &mut [Box<dyn BarStrategy + Send>],
+    initial: &[Option<Intent>],
+) -> Result<BarSimOutput> {
+    let mut legs: Vec<Leg<'_>> = data
+        .iter()
+        .zip(strategies.iter_mut())
+        .zip(initial)
+        .map(|((d, s), init)| Leg {
+            symbol: d.symbol,
+            bars: &d.bars,
+            strategy: s.as_mut(),
+            initial: *init,
+            funding: &d.funding,
+        })
+        .collect();
+    bar_sim::run_legs(&mut legs, &setup.sim)
+}
+
+/// The strategy alone on `data` (one instance per symbol, each with its params).
+pub fn run_strategy(setup: &Setup, data: &[SymbolBars]) -> Result<BarSimOutput> {
+    let mut strategies = data
+        .iter()
+        .map(|d| bar_strategy(&setup.strategy, &setup.params_for(d.symbol)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    run_legs(setup, data, &mut strategies, &vec![None; data.len()])
+}
+
+/// Runs the strategy and the baselines on `data`.
+pub fn run_all(setup: &Setup, data: &[SymbolBars]) -> Result<(Run, Run, Run)> {
+    let main = run_strategy(setup, data)?;
+    let mut holds: Vec<Box<dyn BarStrategy + Send>> = Vec::new();
+    let mut flats: Vec<Box<dyn BarStrategy + Send>> = Vec::new();
+    let mut initial = Vec::new();
+    for d in data {
+        holds.push(Box::new(Hold));
+        flats.push(Box::new(Flat));
+        initial.push(Some(Intent::Target {
+            qty: setup.hold_qty(d.symbol)?,
             style: Style::Market,
-        }),
-    )?;
-    let flat_out = bar_sim::run(bars, &mut Flat, &setup.sim)?;
+        }));
+    }
+    let hold_out = run_legs(setup, data, &mut holds, &initial)?;
+    let flat_out = run_legs(setup, data, &mut flats, &vec![None; data.len()])?;
     Ok((
         measure(main, setup.period_ms),
         measure(hold_out, setup.period_ms),
@@ -344,24 +501,47 @@ pub fn run_all(setup: &Setup, bars: &[Bar]) -> Result<(Run, Run, Run)> {
     ))
 }
 
+/// `"BTCUSDT"`, or `"BTCUSDT,ETHUSDT"` for several.
+pub fn symbols_label(symbols: &[Symbol]) -> String {
+    symbols
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The JSON report (deterministic: no wall-clock time, ordered keys).
-pub fn report_json(setup: &Setup, data: &[PathBuf], bars: &[Bar], runs: &(Run, Run, Run)) -> Value {
+pub fn report_json(
+    setup: &Setup,
+    files: &[PathBuf],
+    data: &[SymbolBars],
+    runs: &(Run, Run, Run),
+) -> Value {
     let (main, hold, flat) = runs;
     let out = &main.out;
     let risk = &out.risk;
     let a = &out.account;
+    let per_symbol = a.by_symbol();
     let mut positions = serde_json::Map::new();
-    positions.insert(
-        setup.sim.symbol.as_str().to_string(),
-        json!(a.position().to_string()),
-    );
+    let mut by_symbol = serde_json::Map::new();
+    for d in data {
+        positions.insert(
+            d.symbol.to_string(),
+            json!(a.position(d.symbol).to_string()),
+        );
+        let mut row = json!(per_symbol.get(&d.symbol).copied().unwrap_or_default());
+        row["bars"] = json!(d.bars.len());
+        row["funding_events"] = json!(d.funding.len());
+        by_symbol.insert(d.symbol.to_string(), row);
+    }
     json!({
         "mode": "bars",
-        "strategy": { "name": setup.strategy, "params": setup.params },
+        "strategy": { "name": setup.strategy, "params": setup.params, "symbol_params": setup.symbol_params },
         "data": {
-            "files": data.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-            "symbol": setup.sim.symbol.as_str(),
-            "bars": bars.len(),
+            "files": files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "symbol": symbols_label(&out.symbols),
+            "symbols": out.symbols.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            "bars": data.iter().map(|d| d.bars.len()).sum::<usize>(),
             "interval_ms": out.interval_ms,
             "from_ms": out.first_ms,
             "to_ms": out.last_ms,
@@ -371,9 +551,11 @@ pub fn report_json(setup: &Setup, data: &[PathBuf], bars: &[Bar], runs: &(Run, R
             "fees": { "maker_bps": setup.fees_bps.0, "taker_bps": setup.fees_bps.1 },
             "initial_equity": setup.sim.risk.initial_equity.to_string(),
             "fills": "market orders at the next bar's open (on_end: the last close)",
+            "account": "one account and one risk engine for every symbol",
         },
         "metrics": main.metrics,
         "baselines": { "buy_and_hold": hold.metrics, "flat": flat.metrics },
+        "per_symbol": by_symbol,
         "strategy_summary": out.strategy_summary,
         "trades": a.trades,
         "orders": a.orders,
@@ -386,6 +568,14 @@ pub fn report_json(setup: &Setup, data: &[PathBuf], bars: &[Bar], runs: &(Run, R
     })
 }
 
+/// A bar-mode backtest of `a` (no sweep): its JSON report and the three runs behind it.
+pub fn bar_report(a: &BacktestArgs) -> Result<(Value, (Run, Run, Run))> {
+    let setup = setup(a)?;
+    let data = load_data(&setup, &a.data)?;
+    let runs = run_all(&setup, &data)?;
+    Ok((report_json(&setup, &a.data, &data, &runs), runs))
+}
+
 /// `qalpha backtest`.
 pub fn run(a: BacktestArgs) -> Result<()> {
     let setup = setup(&a)?;
@@ -394,61 +584,53 @@ pub fn run(a: BacktestArgs) -> Result<()> {
             bail!("--sweep runs on kline data (bar mode) for now");
         }
         let (report, curves) = super::tick_cmd::run(&setup, &a)?;
-        print!("{}", super::text::summary(&report));
-        if let Some(p) = &a.json {
-            write_json(p, &report)?;
-        }
-        if let Some(dir) = &a.report {
-            let files = super::report_dir::write_report_dir(
-                dir,
-                &report,
-                &[
-                    (setup.strategy.as_str(), &curves.strategy[..]),
-                    ("buy & hold", &curves.hold[..]),
-                    ("flat", &curves.flat[..]),
-                ],
-            )?;
-            eprintln!(
-                "report written to {} ({} files)",
-                dir.display(),
-                files.len()
-            );
-        }
-        return Ok(());
+        return finish(
+            &a,
+            &report,
+            &[
+                (setup.strategy.as_str(), &curves.strategy[..]),
+                ("buy & hold", &curves.hold[..]),
+                ("flat", &curves.flat[..]),
+            ],
+        );
     }
-    let bars = load_bars(&a.data, setup.from_ms, setup.to_ms)?;
     if !a.sweeps.is_empty() {
-        let points = super::sweep::run(&a, &a.sweeps, &bars)?;
+        let data = load_data(&setup, &a.data)?;
+        let points = super::sweep::run(&a, &a.sweeps, &data)?;
         print!("{}", super::sweep::table(&points));
         if let Some(p) = &a.json {
             let v = json!({
                 "mode": "sweep",
                 "strategy": setup.strategy,
                 "warning": super::sweep::OVERFIT_WARNING,
-                "bars": bars.len(),
+                "symbols": symbols_label(&data.iter().map(|d| d.symbol).collect::<Vec<_>>()),
+                "bars": data.iter().map(|d| d.bars.len()).sum::<usize>(),
                 "points": points,
             });
             write_json(p, &v)?;
         }
         return Ok(());
     }
-    let runs = run_all(&setup, &bars)?;
-    let report = report_json(&setup, &a.data, &bars, &runs);
-    print!("{}", super::text::summary(&report));
+    let (report, (main, hold, flat)) = bar_report(&a)?;
+    finish(
+        &a,
+        &report,
+        &[
+            (setup.strategy.as_str(), &main.out.account.curve[..]),
+            ("buy & hold", &hold.out.account.curve[..]),
+            ("flat", &flat.out.account.curve[..]),
+        ],
+    )
+}
+
+/// Prints the summary and writes `--json` and `--report`.
+fn finish(a: &BacktestArgs, report: &Value, curves: &[(&str, &[EquityPoint])]) -> Result<()> {
+    print!("{}", super::text::summary(report));
     if let Some(p) = &a.json {
-        write_json(p, &report)?;
+        write_json(p, report)?;
     }
     if let Some(dir) = &a.report {
-        let (main, hold, flat) = &runs;
-        let files = super::report_dir::write_report_dir(
-            dir,
-            &report,
-            &[
-                (setup.strategy.as_str(), &main.out.account.curve[..]),
-                ("buy & hold", &hold.out.account.curve[..]),
-                ("flat", &flat.out.account.curve[..]),
-            ],
-        )?;
+        let files = super::report_dir::write_report_dir(dir, report, curves)?;
         eprintln!(
             "report written to {} ({} files)",
             dir.display(),

@@ -21,7 +21,7 @@
 //! day by default, so the ratio is the familiar daily Sharpe annualized by √365 (crypto trades every
 //! day).
 
-use qalpha_engine::{Price, Qty, Side};
+use qalpha_engine::{Price, Qty, Side, Symbol};
 use qalpha_risk::Money;
 use serde::Serialize;
 
@@ -39,6 +39,8 @@ pub struct EquityPoint {
 /// One round trip: a position opened and closed (or cut by a flip).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct ClosedTrade {
+    #[serde(serialize_with = "symbol_name")]
+    pub symbol: Symbol,
     #[serde(serialize_with = "side_name")]
     pub side: Side,
     pub entry_time: u64,
@@ -110,6 +112,37 @@ pub struct Periodicity {
     pub periods_per_year: f64,
     /// Returns that went into the ratios.
     pub samples: usize,
+}
+
+/// Several accounts that each started with `initial` as one: at every time any of them sampled,
+/// `initial + Σ (equity_i − initial)`, each account at its latest sample then (`initial` before its
+/// first). Exact (integer money).
+pub fn combine_curves(curves: &[&[EquityPoint]], initial: Money) -> Vec<EquityPoint> {
+    if let [one] = curves {
+        return one.to_vec();
+    }
+    let mut times: Vec<u64> = curves
+        .iter()
+        .flat_map(|c| c.iter().map(|p| p.t_ms))
+        .collect();
+    times.sort_unstable();
+    times.dedup();
+    let mut at = vec![0usize; curves.len()];
+    let mut last = vec![initial; curves.len()];
+    times
+        .into_iter()
+        .map(|t| {
+            let mut equity = initial;
+            for (i, c) in curves.iter().enumerate() {
+                while let Some(p) = c.get(at[i]).filter(|p| p.t_ms <= t) {
+                    last[i] = p.equity;
+                    at[i] += 1;
+                }
+                equity += last[i] - initial;
+            }
+            EquityPoint { t_ms: t, equity }
+        })
+        .collect()
 }
 
 /// Computes the metrics. `curve` is in time order (at least the start and the end);
@@ -318,6 +351,10 @@ pub fn money(m: Money) -> String {
     m.to_string()
 }
 
+fn symbol_name<S: serde::Serializer>(s: &Symbol, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.as_str())
+}
+
 fn side_name<S: serde::Serializer>(s: &Side, ser: S) -> Result<S::Ok, S::Error> {
     ser.serialize_str(match s {
         Side::Buy => "long",
@@ -352,6 +389,7 @@ mod tests {
 
     fn trade(pnl: i128, entry: u64, exit: u64) -> ClosedTrade {
         ClosedTrade {
+            symbol: Symbol::parse("BTCUSDT").unwrap(),
             side: Side::Buy,
             entry_time: entry,
             entry_price: Price(100 * 100_000_000),
@@ -365,6 +403,20 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn combined_curves_add_each_accounts_pnl() {
+        let a = [pt(0.0, 100), pt(1.0, 110), pt(3.0, 90)];
+        let b = [pt(0.5, 100), pt(1.0, 95), pt(2.0, 120)];
+        let c = combine_curves(&[&a, &b], Money(100 * UNIT));
+        let got: Vec<(u64, i128)> = c.iter().map(|p| (p.t_ms, p.equity.raw() / UNIT)).collect();
+        let d = DAY_MS;
+        assert_eq!(
+            got,
+            [(0, 100), (d / 2, 100), (d, 105), (2 * d, 130), (3 * d, 110)]
+        );
+        assert_eq!(combine_curves(&[&a], Money(100 * UNIT)), a);
     }
 
     #[test]

@@ -11,12 +11,14 @@
 //! - [`tick_sim`]: tick-mode backtests on captures — the engine's decode, book, executor and risk on
 //!   a simulated clock against the fill model (or the paper venue), with latency models;
 //!   [`tick_cmd`]: its report.
+//! - [`inputs`]: which symbol each `--data` file holds; `fundingRate` files.
 //! - [`cmd`]: the command — arguments, config, baselines, the JSON report; [`text`]: its summary.
 
 pub mod account;
 pub mod bar_sim;
 pub mod cmd;
 pub mod csv_events;
+pub mod inputs;
 pub mod latency;
 pub mod metrics;
 pub mod report_dir;

@@ -114,8 +114,9 @@ pub fn text_report(report: &Value) -> String {
 
 fn trade_line(i: usize, t: &Value) -> String {
     format!(
-        "#{:<5} {:<5} {} @ {} {} -> {} {}  pnl {}  fees {}\n",
+        "#{:<5} {:<10} {:<5} {} @ {} {} -> {} {}  pnl {}  fees {}\n",
         i + 1,
+        show(&t["symbol"]),
         show(&t["side"]),
         show(&t["qty"]),
         show(&t["entry_price"]),

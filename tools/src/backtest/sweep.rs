@@ -7,14 +7,11 @@
 //! must be validated on data it was not chosen on.
 
 use anyhow::{bail, Result};
-use qalpha_strategy::bars::Bar;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::bar_sim;
-use super::cmd::{setup, BacktestArgs};
+use super::cmd::{run_strategy, setup, BacktestArgs, SymbolBars};
 use super::metrics::{self, Metrics};
-use qalpha_strategy::baselines::bar_strategy;
 
 /// The warning printed with (and stored in) every sweep.
 pub const OVERFIT_WARNING: &str = "WARNING: in-sample sweep. The top row is the parameter set that fitted \
@@ -73,8 +70,8 @@ pub struct Point {
     pub error: Option<String>,
 }
 
-/// Runs every grid point on `bars` and returns them ranked.
-pub fn run(base: &BacktestArgs, axes: &[Axis], bars: &[Bar]) -> Result<Vec<Point>> {
+/// Runs every grid point on `data` and returns them ranked.
+pub fn run(base: &BacktestArgs, axes: &[Axis], data: &[SymbolBars]) -> Result<Vec<Point>> {
     let points = grid(axes);
     if points.len() > 10_000 {
         bail!("the sweep has {} points; at most 10000", points.len());
@@ -85,8 +82,7 @@ pub fn run(base: &BacktestArgs, axes: &[Axis], bars: &[Bar]) -> Result<Vec<Point
             let mut a = base.clone();
             a.sets.extend(sets.iter().cloned());
             let result = setup(&a).and_then(|s| {
-                let mut strat = bar_strategy(&s.strategy, &s.params).map_err(anyhow::Error::msg)?;
-                let o = bar_sim::run(bars, strat.as_mut(), &s.sim)?;
+                let o = run_strategy(&s, data)?;
                 let acc = &o.account;
                 Ok(metrics::compute(
                     &acc.curve,

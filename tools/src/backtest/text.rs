@@ -100,6 +100,24 @@ pub fn summary(report: &Value) -> String {
         }
         out.push('\n');
     }
+    if let Some(rows) = report["per_symbol"].as_object().filter(|m| m.len() > 1) {
+        out.push_str(&format!(
+            "\n{:<16}{:>18}{:>14}{:>8}{:>8}{:>14}{:>14}\n",
+            "symbol", "pnl (net)", "fees", "trades", "wins", "funding", "position"
+        ));
+        for (sym, r) in rows {
+            let s = |k: &str| r[k].as_str().unwrap_or("?").to_string();
+            out.push_str(&format!(
+                "{sym:<16}{:>18}{:>14}{:>8}{:>8}{:>14}{:>14}\n",
+                s("pnl"),
+                s("fees"),
+                r["trades"],
+                r["wins"],
+                s("funding"),
+                s("position"),
+            ));
+        }
+    }
     out.push_str(&format!(
         "\nrisk: final state {}, halt reason {}, {} risk events, {} orders ({} refused by risk)\n",
         report["final_state"].as_str().unwrap_or("?"),

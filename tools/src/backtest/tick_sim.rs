@@ -286,7 +286,7 @@ impl Sim<'_> {
             if let MarketPayload::BookTop(t) | MarketPayload::Quote(t) = ev.payload {
                 if t.bid_px.raw() > 0 && t.ask_px > t.bid_px {
                     let mid = Price((t.bid_px.raw() + t.ask_px.raw()) / 2);
-                    self.account.mark(mid);
+                    self.account.mark(self.cfg.symbol, mid);
                     self.mid = Some(mid);
                 }
             }
@@ -301,8 +301,14 @@ impl Sim<'_> {
             self.venue_rejects += 1;
         }
         if matches!(r.kind, ExecKind::PartialFill | ExecKind::Fill) && r.last_qty.raw() > 0 {
-            self.account
-                .fill(self.now / 1_000_000, r.side, r.last_px, r.last_qty, r.fee);
+            self.account.fill(
+                r.symbol,
+                self.now / 1_000_000,
+                r.side,
+                r.last_px,
+                r.last_qty,
+                r.fee,
+            );
         }
         self.exec.on_report(r);
         self.exec.run_risk_actions(self.now, &mut self.tx);
@@ -326,6 +332,7 @@ impl Sim<'_> {
             if let OrderAction::New(o) = cmd.action {
                 self.account.orders.push(OrderRecord {
                     ts_ns: cmd.decided_ns,
+                    symbol: o.symbol,
                     side: o.side,
                     qty: o.qty,
                     price: o.price,
@@ -368,7 +375,7 @@ impl Sim<'_> {
         if let MarketPayload::MarkPrice(m) = ev.payload {
             if let Some((at, rate)) = self.funding {
                 if ev.exch_ms >= at {
-                    self.account.funding(rate, m.mark_px);
+                    self.account.funding(self.cfg.symbol, rate, m.mark_px);
                     self.funding = None;
                 }
             }
@@ -469,7 +476,7 @@ fn run_source(
         rng: SplitMix64::new(cfg.seed),
         exec,
         venue,
-        account: Account::new(cfg.venue, cfg.symbol, initial),
+        account: Account::new(cfg.venue, initial),
         tx,
         rx,
         reports: Vec::with_capacity(64),

@@ -122,6 +122,7 @@ pub fn page(report: &Value, equity_png: &[u8], drawdown_png: &[u8]) -> String {
     out.push_str("<h2>Drawdown</h2>\n");
     image(&mut out, drawdown_png, &format!("drawdown of {name}"));
     months_section(&mut out, &report["metrics"]["monthly"]);
+    symbols_section(&mut out, &report["per_symbol"]);
     trades_section(&mut out, &report["trades"]);
     risk_section(&mut out, report);
     settings_section(&mut out, report);
@@ -197,6 +198,43 @@ fn months_section(out: &mut String, months: &Value) {
     out.push_str("</table>\n");
 }
 
+/// Each symbol's share, when the run had several.
+fn symbols_section(out: &mut String, per_symbol: &Value) {
+    let Some(rows) = per_symbol.as_object().filter(|m| m.len() > 1) else {
+        return;
+    };
+    out.push_str("<h2>Symbols</h2>\n");
+    head(
+        out,
+        &[
+            "symbol",
+            "PnL (net)",
+            "fees",
+            "funding",
+            "trades",
+            "wins",
+            "orders",
+            "position",
+        ],
+    );
+    for (sym, r) in rows {
+        row(
+            out,
+            &[
+                esc(sym),
+                signed(&r["pnl"], show(&r["pnl"])),
+                esc(&show(&r["fees"])),
+                esc(&show(&r["funding"])),
+                esc(&show(&r["trades"])),
+                esc(&show(&r["wins"])),
+                esc(&show(&r["orders"])),
+                esc(&show(&r["position"])),
+            ],
+        );
+    }
+    out.push_str("</table>\n");
+}
+
 fn trades_section(out: &mut String, trades: &Value) {
     let trades = items(trades);
     let _ = writeln!(out, "<h2>Trades ({})</h2>", trades.len());
@@ -216,6 +254,7 @@ fn trades_section(out: &mut String, trades: &Value) {
         out,
         &[
             "#",
+            "symbol",
             "side",
             "qty",
             "entry (UTC)",
@@ -231,6 +270,7 @@ fn trades_section(out: &mut String, trades: &Value) {
             out,
             &[
                 (i + 1).to_string(),
+                esc(&show(&t["symbol"])),
                 esc(&show(&t["side"])),
                 esc(&show(&t["qty"])),
                 esc(&time(&t["entry_time"])),
