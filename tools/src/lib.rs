@@ -2,6 +2,7 @@
 //! (so tests and benches call the same code the binary runs).
 
 pub mod backtest;
+pub mod bench_cmd;
 pub mod dataset_cmd;
 pub mod demo_cmd;
 pub mod download_cmd;

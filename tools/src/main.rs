@@ -55,6 +55,10 @@ enum Cmd {
     /// Backtest a strategy on historical data (kline CSVs: bar strategies) with the engine's
     /// strategy and risk code; metrics next to buy & hold and flat, JSON report.
     Backtest(qalpha_tools::backtest::cmd::BacktestArgs),
+    /// The latency benchmark suite: wire-to-wire tick-to-order against the mock exchange over TLS
+    /// (spin vs epoll waits, with and without the Trinity on the path), a stage breakdown and
+    /// micro-benchmarks; a table and `--json FILE`. See bench/README.md.
+    Bench(qalpha_tools::bench_cmd::BenchArgs),
     /// Load an ONNX model as the engine does (metadata checked against the engine's features) and
     /// run it on given inputs (the parity check against PyTorch), or check a Trinity model folder.
     ModelCheck(qalpha_tools::model_cmd::ModelCheckArgs),
@@ -298,6 +302,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Record(a) => qalpha_tools::live_cmd::run_record(a),
         Cmd::Demo(a) => qalpha_tools::demo_cmd::run(a),
+        Cmd::Bench(a) => qalpha_tools::bench_cmd::run(a),
         Cmd::MockExchange(a) => qalpha_tools::live_cmd::run_mock(a),
         Cmd::Order(a) => qalpha_tools::order_cmd::run_order(a),
         Cmd::Cancel(a) => qalpha_tools::order_cmd::run_cancel(a),

@@ -332,6 +332,14 @@ impl Trinity {
         self.stats.bars += 1;
     }
 
+    /// Runs the models now on the current windows, whatever the cadence (the latency benchmark puts
+    /// this on each order's path); false when the windows are not ready or the run failed.
+    pub fn infer_now(&mut self, now_ms: u64) -> bool {
+        let before = self.stats.runs;
+        self.infer(now_ms);
+        self.stats.runs > before
+    }
+
     /// One inference pass, if every window is ready.
     fn infer(&mut self, now_ms: u64) {
         if !self.models.ready() {

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crossbeam::channel::{bounded, unbounded, Receiver, Sender};
 
@@ -100,6 +100,8 @@ pub struct Hub {
     pub finished: AtomicBool,
     /// Frames published so far.
     pub published: AtomicU64,
+    /// The latency benchmark's probe (frame sends and order arrivals), when set.
+    pub probe: OnceLock<Arc<super::probe::WireProbe>>,
     queue: usize,
 }
 
@@ -116,8 +118,14 @@ impl Hub {
             has_subscriber: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             published: AtomicU64::new(0),
+            probe: OnceLock::new(),
             queue,
         }
+    }
+
+    /// Turns the latency probe on (before the engine connects); false if one was set already.
+    pub fn set_probe(&self, probe: Arc<super::probe::WireProbe>) -> bool {
+        self.probe.set(probe).is_ok()
     }
 
     pub(crate) fn lock(&self) -> HubGuard<'_> {

@@ -20,6 +20,7 @@ mod orders_bybit;
 pub mod positions;
 mod private_binance;
 mod private_bybit;
+pub mod probe;
 pub mod rng;
 pub mod server;
 pub mod source;

@@ -389,6 +389,9 @@ fn pump(
     let mut rng = Rng::new(ctx.seed ^ (n + 1).wrapping_mul(0x9E37_79B9));
     let mut held: Option<(String, String)> = None;
     let mut silenced = false;
+    // Probe keys of the frames written since the last flush (latency benchmark only).
+    let mut keys: Vec<u64> = Vec::new();
+    let probe = ctx.hub.probe.get().cloned();
     let f = &ctx.faults;
     loop {
         if ctx.stop.load(Ordering::Relaxed) {
@@ -417,11 +420,13 @@ fn pump(
         if !stalled {
             match rx.recv_timeout(Duration::from_micros(500)) {
                 Ok(frame) => {
-                    deliver(ws, &frame, subs, ctx, &mut rng, &mut held)?;
+                    deliver(ws, &frame, subs, ctx, &mut rng, &mut held, &mut keys)?;
                     // Drain what is already queued before looking at the client side.
                     for _ in 0..4096 {
                         match rx.try_recv() {
-                            Ok(next) => deliver(ws, &next, subs, ctx, &mut rng, &mut held)?,
+                            Ok(next) => {
+                                deliver(ws, &next, subs, ctx, &mut rng, &mut held, &mut keys)?
+                            }
                             Err(_) => break,
                         }
                     }
@@ -432,10 +437,14 @@ fn pump(
         } else {
             std::thread::sleep(Duration::from_millis(1));
         }
+        let flushed_at = probe.as_ref().map(|p| p.now());
         match ws.flush() {
             Ok(()) => {}
             Err(e) if would_block(&e) => {}
             Err(e) => return Err(std::io::Error::other(e.to_string())),
+        }
+        if let (Some(p), Some(t)) = (&probe, flushed_at) {
+            p.frames_sent(&mut keys, t);
         }
         // Client messages.
         loop {
@@ -466,6 +475,7 @@ fn deliver(
     ctx: &Ctx,
     rng: &mut Rng,
     held: &mut Option<(String, String)>,
+    keys: &mut Vec<u64>,
 ) -> std::io::Result<()> {
     let Some((name, snap_u)) = wanted(frame, subs) else {
         return Ok(());
@@ -535,6 +545,9 @@ fn deliver(
                 )),
             )?;
         } else {
+            if ctx.hub.probe.get().is_some() {
+                keys.extend(super::probe::frame_key(&text));
+            }
             send(ws, Message::text(text.clone()))?;
         }
         c.frames_sent.fetch_add(1, Ordering::Relaxed);

@@ -228,6 +228,9 @@ fn api(mut io: ServerIo, req: &Request, ctx: &Ctx) -> std::io::Result<()> {
         }
         match read_client(&mut ws) {
             Ok(Incoming::Text(t)) => {
+                if let Some(p) = ctx.hub.probe.get() {
+                    p.order_arrived(&t, p.now());
+                }
                 let answer = answer(&t, ctx, &mut limits, with_limits);
                 if let Some(d) = ctx.faults.ack_delay {
                     std::thread::sleep(d);

@@ -111,6 +111,24 @@ pub struct GatewayConfig {
     /// Hold requests to the venue's published rate limits (default). Off only against a venue
     /// without limits — the mock exchange in benchmarks that send faster than a real account may.
     pub client_rate_limits: bool,
+    /// Keep the per-stage times of up to this many new orders sent over the WebSocket API in
+    /// [`GatewayStats::order_trace`] (the latency benchmark's stage breakdown); 0: off (default).
+    pub trace_orders: usize,
+}
+
+/// When one new order passed the gateway's stages (ns, the engine clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderStamp {
+    pub client_id: ClientOrderId,
+    /// The command's `tick_recv_ns` and `decided_ns`.
+    pub tick_recv_ns: u64,
+    pub decided_ns: u64,
+    /// Taken off the command ring (the gateway began with it).
+    pub dequeued_ns: u64,
+    /// Encoded and signed.
+    pub encoded_ns: u64,
+    /// Handed to the socket (TLS encrypt + `write` done).
+    pub written_ns: u64,
 }
 
 impl GatewayConfig {
@@ -135,6 +153,7 @@ impl GatewayConfig {
             rest_timeout: Duration::from_secs(5),
             check_rules: true,
             client_rate_limits: true,
+            trace_orders: 0,
         }
     }
 }
@@ -188,6 +207,8 @@ pub struct GatewayStats {
     pub tick_to_answer: Histogram<u64>,
     pub clock_offset_ns: i64,
     pub last_error: Option<String>,
+    /// Per-stage times of new orders (only with [`GatewayConfig::trace_orders`]).
+    pub order_trace: Vec<OrderStamp>,
 }
 
 /// A latency histogram, 1 ns … 60 s at 3 significant digits.
@@ -226,6 +247,8 @@ pub struct Gateway {
     last_dead_man: Instant,
     /// Reports produced outside a command (start-up reconciliation), handed out by the next call.
     backlog: Vec<ExecReport>,
+    /// When the command being submitted was taken off the ring (order tracing only).
+    trace_dequeued_ns: u64,
     /// Instrument rules by symbol (loaded at start for the configured symbols).
     rules: HashMap<Symbol, InstrumentRules>,
     /// Client-side rate limits.
@@ -311,7 +334,9 @@ impl Gateway {
                 tick_to_answer: latency_histogram(),
                 clock_offset_ns: 0,
                 last_error: None,
+                order_trace: Vec::with_capacity(cfg.trace_orders),
             },
+            trace_dequeued_ns: 0,
             cfg,
         };
         g.sync_clock().map_err(fail)?;
@@ -414,6 +439,9 @@ impl Gateway {
 
     /// Handles one command; reports (and any backlog) go to `out`.
     pub fn submit(&mut self, cmd: &OrderCommand, out: &mut Vec<ExecReport>) {
+        if self.cfg.trace_orders > 0 {
+            self.trace_dequeued_ns = now_ns();
+        }
         out.append(&mut self.backlog);
         if let OrderAction::New(o) = cmd.action {
             if self.stats.halted {
@@ -493,13 +521,29 @@ impl Gateway {
                 self.proto
                     .ws_order(&id.to_string(), cmd.symbol, &cmd.action, side, ts)
             {
+                let encoded_ns = if self.cfg.trace_orders > 0 {
+                    now_ns()
+                } else {
+                    0
+                };
                 self.next_req += 1;
                 match self.order_ws.send(&msg) {
                     Ok(()) => {
                         self.stats.ws_requests += 1;
-                        if matches!(cmd.action, OrderAction::New(_)) {
-                            let ns = now_ns().saturating_sub(cmd.tick_recv_ns).max(1);
+                        if let OrderAction::New(o) = cmd.action {
+                            let written_ns = now_ns();
+                            let ns = written_ns.saturating_sub(cmd.tick_recv_ns).max(1);
                             self.stats.tick_to_wire.saturating_record(ns);
+                            if self.stats.order_trace.len() < self.cfg.trace_orders {
+                                self.stats.order_trace.push(OrderStamp {
+                                    client_id: o.client_id,
+                                    tick_recv_ns: cmd.tick_recv_ns,
+                                    decided_ns: cmd.decided_ns,
+                                    dequeued_ns: self.trace_dequeued_ns,
+                                    encoded_ns,
+                                    written_ns,
+                                });
+                            }
                         }
                         self.pending.insert(
                             id,
