@@ -57,6 +57,25 @@ fn json_parse(c: &mut Criterion, sample: &Sample) {
                     .is_ok_and(|ok| ok)
             })
         });
+        // The alternative a reader asks about: serde_json into a `Value`, the same fields read
+        // (what the decoder reads from each frame type; levels left as they are, like ours).
+        let mut j = 0;
+        g.bench_function(format!("{name}_serde_json"), |b| {
+            b.iter(|| {
+                let f = frames[j];
+                j = (j + 1) % frames.len();
+                let v: serde_json::Value =
+                    serde_json::from_slice(black_box(&f.bytes)).unwrap_or_default();
+                black_box((
+                    v.get("e"),
+                    v.get("E"),
+                    v.get("u"),
+                    v.get("t"),
+                    v.get("b"),
+                    v.get("a"),
+                ));
+            })
+        });
     }
 
     // The same depth frames, with every level's decimals parsed (what the book consumes).

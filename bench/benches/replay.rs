@@ -4,6 +4,7 @@
 //!   --check-book` runs it: mmap the capture, decode and sync books on the feed thread, push events
 //!   through the SPSC ring, count them and check every book against the venue's quotes on the
 //!   consumer thread (DESIGN target: ≥ 1 M frames/s).
+//! - `capture_read/records`: open the capture and walk every record (bytes/s): the floor under both.
 //! - `replay/feed_only`: the same records routed through `VenueRouter::route` on one thread into a
 //!   counting sink, with no ring and no consumer thread.
 //!
@@ -63,6 +64,22 @@ fn benches(c: &mut Criterion) {
             |router| route_all(black_box(&reader), router),
             BatchSize::PerIteration,
         )
+    });
+    g.finish();
+
+    // Capture read alone: open (mmap, header, connection table) and walk every record, touching
+    // its payload — the floor under any replay or backtest.
+    let bytes: u64 = reader.records().map(|r| r.payload.len() as u64).sum();
+    let mut g = c.benchmark_group("capture_read");
+    g.sample_size(20);
+    g.throughput(Throughput::Bytes(bytes));
+    g.bench_function("records", |b| {
+        b.iter(|| {
+            let r = CaptureReader::open(black_box(&files[0])).expect("capture");
+            r.records()
+                .map(|rec| rec.payload.first().copied().unwrap_or(0) as u64)
+                .sum::<u64>()
+        })
     });
     g.finish();
 }

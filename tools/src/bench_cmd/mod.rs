@@ -38,7 +38,7 @@ pub struct BenchArgs {
     /// Send an order for every K-th market event.
     #[arg(long, default_value_t = 2)]
     pub every: u64,
-    /// Orders measured per variant (default: 6,000 with --quick, 30,000 without).
+    /// Orders measured per variant (default: 10,000 with --quick, 30,000 without).
     #[arg(long)]
     pub orders: Option<usize>,
     /// Tape speed, × the recorded pace.
@@ -88,7 +88,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     } else {
         a.variants.clone()
     };
-    let orders = a.orders.unwrap_or(if a.quick { 6_000 } else { 30_000 });
+    let orders = a.orders.unwrap_or(if a.quick { 10_000 } else { 30_000 });
     let machine = machine::detect();
     let mut results: Vec<WireResult> = Vec::new();
     for v in &variants {
