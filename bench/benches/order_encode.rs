@@ -7,24 +7,10 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use qalpha_engine::order::{ClientOrderId, NewOrder, OrderType, TimeInForce};
-use qalpha_engine::{Price, Qty, Side, Symbol, Venue};
+use qalpha_engine::Venue;
+use qalpha_tools::bench_cmd::micro::sample_order;
 use qalpha_venues::gateway::{binance, bybit};
 use qalpha_venues::sign::Signer;
-
-fn order(venue: Venue) -> NewOrder {
-    NewOrder {
-        venue,
-        symbol: Symbol::parse("BTCUSDT").unwrap_or_default(),
-        client_id: ClientOrderId::parse("qamwwcsbxe-1234").unwrap_or_default(),
-        side: Side::Buy,
-        order_type: OrderType::Limit,
-        tif: TimeInForce::PostOnly,
-        price: Price::parse("63943.9").unwrap_or_default(),
-        qty: Qty::parse("0.012").unwrap_or_default(),
-        reduce_only: false,
-    }
-}
 
 fn bench(c: &mut Criterion) {
     let s = Signer::new(
@@ -32,8 +18,8 @@ fn bench(c: &mut Criterion) {
         "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j",
     );
     let mut g = c.benchmark_group("order_encode");
-    let bn = order(Venue::BinanceUsdm);
-    let bb = order(Venue::BybitLinear);
+    let bn = sample_order(Venue::BinanceUsdm);
+    let bb = sample_order(Venue::BybitLinear);
     let ts = 1_700_000_000_000u64;
     g.bench_function("binance_rest", |b| {
         b.iter(|| black_box(binance::rest_new_order(&s, black_box(&bn), ts)))

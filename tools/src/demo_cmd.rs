@@ -53,7 +53,7 @@ use qalpha_engine::replay::Speed;
 use qalpha_engine::ring::{ring, FullPolicy};
 use qalpha_engine::runtime::{Runtime, ThreadSpec, WaitMode};
 use qalpha_engine::{Qty, Symbol};
-use qalpha_feeds::live::{plan_venue, recorder_ring, FeedRunner, LiveOptions};
+use qalpha_feeds::live::{plan_venue, recorder_ring, FeedRunner, LiveOptions, VenuePlan};
 use qalpha_venues::mock::{FaultSpec, MarketSource, MockExchange, MockOptions};
 use qalpha_venues::sign::Signer;
 use serde_json::json;
@@ -353,55 +353,17 @@ fn run_with_mock(
     stop: Arc<AtomicBool>,
     started: Instant,
 ) -> Result<DemoReport> {
-    let mock = MockExchange::start(MockOptions {
-        venue: Venue::BinanceUsdm,
-        source: MarketSource::Capture(o.capture.clone()),
-        listen: "127.0.0.1:0".parse()?,
-        tls: true,
-        cert_out: Some(cert_dir.to_path_buf()),
-        speed: Speed::Factor(o.speed),
-        faults: o.faults.clone(),
-        seed: 7,
-    })
-    .context("mock exchange")?;
+    let mock = start_mock(&o.capture, o.speed, o.faults.clone(), cert_dir)?;
     let symbol = Symbol::parse("BTCUSDT").context("symbol")?;
-    let cfg = effective_config(
-        None,
-        &RecordOverrides {
-            venue: Some("binance".into()),
-            symbols: Some(vec![symbol.to_string()]),
-            streams: Some(vec![
-                "depth@0ms".into(),
-                "bookTicker".into(),
-                "trade".into(),
-            ]),
-            ws_url: Some(format!("wss://{}", mock.addr)),
-            rest_url: Some(format!("https://{}", mock.addr)),
-            ca_file: mock.ca_file.clone(),
-            wait: Some(o.wait),
-        },
-    )?;
-    let plan = plan_venue(&cfg.venues[0]).map_err(|e| anyhow::anyhow!("venue binance: {e}"))?;
-    let plans = vec![plan];
+    let plans = mock_feed_plans(&mock, symbol, o.wait)?;
     let ws_conns = FeedRunner::connection_table(&plans)
         .iter()
         .filter(|c| c.transport == Transport::WebSocket)
         .count() as u64;
     let gw = match o.mode {
-        DemoMode::Mock => {
-            let signer = Signer::new(
-                qalpha_venues::mock::TEST_API_KEY,
-                qalpha_venues::mock::TEST_API_SECRET,
-            );
-            let base = format!("https://{}", mock.addr);
-            let mut gc = GatewayConfig::new(Venue::BinanceUsdm, &base, signer);
-            gc.ca_file = mock.ca_file.clone();
-            gc.via = Via::Ws;
-            gc.order_ws_url = Some(format!("wss://{}/ws-fapi/v1", mock.addr));
-            gc.private_ws_url = Some(format!("wss://{}/private", mock.addr));
-            gc.symbols = vec![symbol];
-            Venues::Gateway(Box::new(Gateway::connect(gc)?))
-        }
+        DemoMode::Mock => Venues::Gateway(Box::new(Gateway::connect(mock_gateway_config(
+            &mock, symbol,
+        ))?)),
         DemoMode::Paper => Venues::Paper(Box::new(PaperVenue::new(
             Venue::BinanceUsdm,
             FeeSchedule::BINANCE_USDM_REGULAR,
@@ -649,6 +611,74 @@ fn run_with_mock(
         recorded,
         commands: st.commands,
     })
+}
+
+/// The mock exchange serving `capture` as Binance USD-M over TLS (its CA written to `cert_dir`),
+/// paced at `speed`× the recorded pace, with `faults`.
+pub(crate) fn start_mock(
+    capture: &std::path::Path,
+    speed: f64,
+    faults: FaultSpec,
+    cert_dir: &std::path::Path,
+) -> Result<MockExchange> {
+    MockExchange::start(MockOptions {
+        venue: Venue::BinanceUsdm,
+        source: MarketSource::Capture(capture.to_path_buf()),
+        listen: "127.0.0.1:0".parse()?,
+        tls: true,
+        cert_out: Some(cert_dir.to_path_buf()),
+        speed: Speed::Factor(speed),
+        faults,
+        seed: 7,
+    })
+    .context("mock exchange")
+}
+
+/// The feed's plan against `mock`: `symbol`'s depth@0ms, bookTicker and trade streams plus the REST
+/// snapshots, as `qalpha record` would subscribe them.
+pub(crate) fn mock_feed_plans(
+    mock: &MockExchange,
+    symbol: Symbol,
+    wait: WaitMode,
+) -> Result<Vec<VenuePlan>> {
+    let cfg = effective_config(
+        None,
+        &RecordOverrides {
+            venue: Some("binance".into()),
+            symbols: Some(vec![symbol.to_string()]),
+            streams: Some(vec![
+                "depth@0ms".into(),
+                "bookTicker".into(),
+                "trade".into(),
+            ]),
+            ws_url: Some(format!("wss://{}", mock.addr)),
+            rest_url: Some(format!("https://{}", mock.addr)),
+            ca_file: mock.ca_file.clone(),
+            wait: Some(wait),
+        },
+    )?;
+    let plan = plan_venue(&cfg.venues[0]).map_err(|e| anyhow::anyhow!("venue binance: {e}"))?;
+    Ok(vec![plan])
+}
+
+/// The gateway's settings for the mock: orders over its ws-fapi WebSocket API, fills from its
+/// user-data stream, the test account's keys.
+pub(crate) fn mock_gateway_config(mock: &MockExchange, symbol: Symbol) -> GatewayConfig {
+    let signer = Signer::new(
+        qalpha_venues::mock::TEST_API_KEY,
+        qalpha_venues::mock::TEST_API_SECRET,
+    );
+    let mut gc = GatewayConfig::new(
+        Venue::BinanceUsdm,
+        &format!("https://{}", mock.addr),
+        signer,
+    );
+    gc.ca_file = mock.ca_file.clone();
+    gc.via = Via::Ws;
+    gc.order_ws_url = Some(format!("wss://{}/ws-fapi/v1", mock.addr));
+    gc.private_ws_url = Some(format!("wss://{}/private", mock.addr));
+    gc.symbols = vec![symbol];
+    gc
 }
 
 /// Runs `qalpha demo`.

@@ -6,13 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
-use qalpha_engine::event::MarketPayload;
-use qalpha_engine::replay::CaptureHandler;
 use qalpha_strategy::bars::read_klines;
 use qalpha_tools::backtest::cmd::{self, BacktestArgs};
 use qalpha_tools::backtest::tick_cmd;
 use qalpha_tools::backtest::tick_sim::Fill;
 use serde_json::Value;
+
+mod common;
+use common::archive_csvs;
 
 fn sample_klines(symbol: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
@@ -236,48 +237,6 @@ fn capture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample/btcusdt-usdm-20230404.qcap")
 }
 
-/// The capture's trades and quotes as archive `aggTrades` / `bookTicker` CSVs named for `symbol`.
-fn archive_csvs(dir: &Path, symbol: &str) -> [PathBuf; 2] {
-    let r = qalpha_engine::capture::CaptureReader::open(capture()).unwrap();
-    let mut router = qalpha_feeds::replay::VenueRouter::new();
-    router.begin_file(r.connections());
-    let mut events = Vec::new();
-    for rec in r.records() {
-        router.route(&rec, &mut events);
-    }
-    let mut agg = String::from(
-        "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n",
-    );
-    let mut tick = String::from(
-        "update_id,best_bid_price,best_bid_qty,best_ask_price,best_ask_qty,transaction_time,event_time\n",
-    );
-    for (i, ev) in events.iter().enumerate() {
-        match ev.payload {
-            MarketPayload::Trade(t) => agg.push_str(&format!(
-                "{i},{},{},{},{},{},{}\n",
-                t.px,
-                t.qty,
-                t.trade_id,
-                t.last_trade_id,
-                t.trade_time_ms,
-                t.aggressor == qalpha_engine::Side::Sell
-            )),
-            MarketPayload::Quote(q) => tick.push_str(&format!(
-                "{},{},{},{},{},{},{}\n",
-                q.update_id, q.bid_px, q.bid_qty, q.ask_px, q.ask_qty, ev.exch_ms, ev.exch_ms
-            )),
-            _ => {}
-        }
-    }
-    let files = [
-        dir.join(format!("{symbol}-aggTrades-2023-04-04.csv")),
-        dir.join(format!("{symbol}-bookTicker-2023-04-04.csv")),
-    ];
-    std::fs::write(&files[0], agg).unwrap();
-    std::fs::write(&files[1], tick).unwrap();
-    files
-}
-
 fn ticks(data: Vec<PathBuf>) -> Value {
     let a = BacktestArgs {
         sets: vec!["strategy.threshold=0.3".into()],
@@ -294,8 +253,8 @@ fn ticks(data: Vec<PathBuf>) -> Value {
 fn tick_mode_runs_each_symbol_and_sums_the_account() {
     let dir = tempfile::tempdir().unwrap();
     // The same real market under two names: each symbol must trade exactly as alone.
-    let btc = archive_csvs(dir.path(), "BTCUSDT");
-    let eth = archive_csvs(dir.path(), "ETHUSDT");
+    let btc = archive_csvs(&capture(), dir.path(), "BTCUSDT");
+    let eth = archive_csvs(&capture(), dir.path(), "ETHUSDT");
     let alone = ticks(btc.to_vec());
     let both = ticks(btc.iter().chain(&eth).cloned().collect());
     assert_eq!(

@@ -12,6 +12,9 @@ use qalpha_tools::backtest::latency::Latency;
 use qalpha_tools::backtest::tick_cmd;
 use serde_json::Value;
 
+mod common;
+use common::archive_csvs;
+
 fn sample() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample/btcusdt-usdm-20230404.qcap");
     assert!(p.is_file(), "{} is missing", p.display());
@@ -212,55 +215,10 @@ fn data_after_t_changes_no_order_before_t() {
     }
 }
 
-/// The capture's own trades and venue quotes written as Binance archive `aggTrades` and
-/// `bookTicker` CSVs (the archive's exact columns), for the CSV input path.
-fn archive_csvs(dir: &Path) -> (PathBuf, PathBuf) {
-    use qalpha_engine::event::MarketPayload;
-    use qalpha_engine::replay::CaptureHandler;
-    let r = CaptureReader::open(sample()).unwrap();
-    let mut router = qalpha_feeds::replay::VenueRouter::new();
-    router.begin_file(r.connections());
-    let mut events = Vec::new();
-    for rec in r.records() {
-        router.route(&rec, &mut events);
-    }
-    let mut agg = String::from(
-        "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n",
-    );
-    let mut tick = String::from(
-        "update_id,best_bid_price,best_bid_qty,best_ask_price,best_ask_qty,transaction_time,event_time\n",
-    );
-    for (i, ev) in events.iter().enumerate() {
-        match ev.payload {
-            MarketPayload::Trade(t) => agg.push_str(&format!(
-                "{i},{},{},{},{},{},{}\n",
-                t.px,
-                t.qty,
-                t.trade_id,
-                t.last_trade_id,
-                t.trade_time_ms,
-                t.aggressor == qalpha_engine::Side::Sell
-            )),
-            MarketPayload::Quote(q) => tick.push_str(&format!(
-                "{},{},{},{},{},{},{}\n",
-                q.update_id, q.bid_px, q.bid_qty, q.ask_px, q.ask_qty, ev.exch_ms, ev.exch_ms
-            )),
-            _ => {}
-        }
-    }
-    let (a, b) = (
-        dir.join("BTCUSDT-aggTrades-2023-04-04.csv"),
-        dir.join("BTCUSDT-bookTicker-2023-04-04.csv"),
-    );
-    std::fs::write(&a, agg).unwrap();
-    std::fs::write(&b, tick).unwrap();
-    (a, b)
-}
-
 #[test]
 fn archive_trade_and_quote_csvs_backtest_tick_strategies_on_the_paper_venue() {
     let dir = tempfile::tempdir().unwrap();
-    let (agg, tick) = archive_csvs(dir.path());
+    let [agg, tick] = archive_csvs(&sample(), dir.path(), "BTCUSDT");
     let mut a = args(agg.clone(), "obi-taker", &["strategy.threshold=0.3"]);
     a.data = vec![agg.clone(), tick.clone()];
     a.fill = qalpha_tools::backtest::tick_sim::Fill::Top;

@@ -19,6 +19,8 @@ fn the_suite_measures_every_order_and_reports_stages_and_micro() {
             "400",
             "--every",
             "4",
+            "--trinity-every",
+            "5",
             "--variants",
             "epoll,epoll+trinity",
             "--json",

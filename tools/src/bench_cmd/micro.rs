@@ -70,6 +70,22 @@ fn frames(capture: &Path) -> Result<Vec<(u64, Vec<u8>)>> {
         .collect())
 }
 
+/// The order the encode benchmarks sign: a post-only BTCUSDT buy (the criterion `order_encode` suite
+/// uses it too).
+pub fn sample_order(venue: Venue) -> NewOrder {
+    NewOrder {
+        venue,
+        symbol: Symbol::parse("BTCUSDT").unwrap_or_default(),
+        client_id: ClientOrderId::parse("qamwwcsbxe-1234").unwrap_or_default(),
+        side: Side::Buy,
+        order_type: OrderType::Limit,
+        tif: TimeInForce::PostOnly,
+        price: Price::parse("63943.9").unwrap_or_default(),
+        qty: Qty::parse("0.012").unwrap_or_default(),
+        reduce_only: false,
+    }
+}
+
 /// Every micro-benchmark; `quick` runs fewer batches.
 pub fn run(capture: &Path, models: Option<&Path>, quick: bool) -> Result<Vec<Micro>> {
     let batches = if quick { 5 } else { 21 };
@@ -171,20 +187,9 @@ pub fn run(capture: &Path, models: Option<&Path>, quick: bool) -> Result<Vec<Mic
 
     // Order encode + sign per venue.
     let s = Signer::new("bench-key-0123456789", "bench-secret-0123456789abcdef");
-    let order = |venue| NewOrder {
-        venue,
-        symbol: Symbol::parse("BTCUSDT").unwrap_or_default(),
-        client_id: ClientOrderId::parse("qa-bench-1234").unwrap_or_default(),
-        side: Side::Buy,
-        order_type: OrderType::Limit,
-        tif: TimeInForce::PostOnly,
-        price: Price::parse("63943.9").unwrap_or_default(),
-        qty: Qty::parse("0.012").unwrap_or_default(),
-        reduce_only: false,
-    };
     let (bn, bb, ts) = (
-        order(Venue::BinanceUsdm),
-        order(Venue::BybitLinear),
+        sample_order(Venue::BinanceUsdm),
+        sample_order(Venue::BybitLinear),
         1_700_000_000_000u64,
     );
     let b_ws = time_ns(batches, 4096, |_| {

@@ -22,7 +22,7 @@ use wire::{WireOptions, WireResult};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Under two minutes on a 2-core machine (fewer orders per variant, shorter micro runs).
+    /// Under two minutes on a 2-core machine: short micro-benchmark runs, 35 s at most per variant.
     #[arg(long)]
     pub quick: bool,
     /// Write the results as JSON here.
@@ -38,9 +38,14 @@ pub struct BenchArgs {
     /// Send an order for every K-th market event.
     #[arg(long, default_value_t = 2)]
     pub every: u64,
-    /// Orders measured per variant (default: 10,000 with --quick, 30,000 without).
-    #[arg(long)]
-    pub orders: Option<usize>,
+    /// With the Trinity on the path: an order for every K-th event (inference must fit between
+    /// orders, or the strategy thread falls behind and the ring's queueing is what gets measured).
+    #[arg(long, default_value_t = 25)]
+    pub trinity_every: u64,
+    /// Orders measured per variant (at most what the capture holds: the bundled sample gives about
+    /// 13,000 at `--every 2`; a longer capture gives more).
+    #[arg(long, default_value_t = 10_000)]
+    pub orders: usize,
     /// Tape speed, × the recorded pace.
     #[arg(long, default_value_t = 20.0)]
     pub speed: f64,
@@ -88,7 +93,6 @@ pub fn run(a: BenchArgs) -> Result<()> {
     } else {
         a.variants.clone()
     };
-    let orders = a.orders.unwrap_or(if a.quick { 10_000 } else { 30_000 });
     let machine = machine::detect();
     let mut results: Vec<WireResult> = Vec::new();
     for v in &variants {
@@ -102,11 +106,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
         eprintln!("bench: wire-to-wire, {v} …");
         let o = WireOptions {
             capture: capture.clone(),
-            every: a.every,
+            every: if trinity { a.trinity_every } else { a.every },
             wait,
             cores,
             speed: a.speed,
-            max_orders: orders,
+            max_orders: a.orders,
             max_time: Duration::from_secs(if a.quick { 35 } else { 300 }),
             trinity: trinity.then(|| (models.clone(), warmup.clone())),
         };

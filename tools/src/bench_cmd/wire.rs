@@ -31,21 +31,19 @@ use qalpha_engine::order::{
     ClientIdGen, ClientOrderId, ExecKind, ExecReport, NewOrder, OrderAction, OrderCommand,
     OrderType, TimeInForce,
 };
-use qalpha_engine::replay::Speed;
 use qalpha_engine::ring::{ring, FullPolicy};
 use qalpha_engine::runtime::{Runtime, ThreadSpec, WaitMode};
 use qalpha_engine::{Price, Qty, Side, Symbol};
-use qalpha_feeds::live::{plan_venue, FeedRunner, LiveOptions};
+use qalpha_feeds::live::{FeedRunner, LiveOptions};
 use qalpha_risk::engine::RiskEngine;
 use qalpha_risk::RiskConfig;
 use qalpha_strategy::trinity::Trinity;
-use qalpha_venues::gateway::session::{Gateway, GatewayConfig, OrderStamp, Via};
+use qalpha_venues::gateway::session::{Gateway, OrderStamp};
 use qalpha_venues::mock::probe::{event_key, WireProbe};
-use qalpha_venues::mock::{FaultSpec, MarketSource, MockExchange, MockOptions};
-use qalpha_venues::sign::Signer;
+use qalpha_venues::mock::FaultSpec;
 use serde::Serialize;
 
-use crate::live_cmd::{effective_config, RecordOverrides};
+use crate::demo_cmd::{mock_feed_plans, mock_gateway_config, start_mock};
 
 /// One wire-to-wire run.
 #[derive(Clone, Debug)]
@@ -210,51 +208,12 @@ fn run_in(o: &WireOptions, variant: &str, dir: &Path) -> Result<WireResult> {
         }
         None => None,
     };
-    let mock = MockExchange::start(MockOptions {
-        venue: Venue::BinanceUsdm,
-        source: MarketSource::Capture(o.capture.clone()),
-        listen: "127.0.0.1:0".parse()?,
-        tls: true,
-        cert_out: Some(dir.to_path_buf()),
-        speed: Speed::Factor(o.speed),
-        faults: FaultSpec::default(),
-        seed: 7,
-    })
-    .context("mock exchange")?;
+    let mock = start_mock(&o.capture, o.speed, FaultSpec::default(), dir)?;
     let probe = Arc::new(WireProbe::new());
     mock.hub.set_probe(probe.clone());
     let symbol = Symbol::parse("BTCUSDT").context("symbol")?;
-    let cfg = effective_config(
-        None,
-        &RecordOverrides {
-            venue: Some("binance".into()),
-            symbols: Some(vec![symbol.to_string()]),
-            streams: Some(vec![
-                "depth@0ms".into(),
-                "bookTicker".into(),
-                "trade".into(),
-            ]),
-            ws_url: Some(format!("wss://{}", mock.addr)),
-            rest_url: Some(format!("https://{}", mock.addr)),
-            ca_file: mock.ca_file.clone(),
-            wait: Some(o.wait),
-        },
-    )?;
-    let plans = vec![plan_venue(&cfg.venues[0]).map_err(|e| anyhow::anyhow!("venue: {e}"))?];
-    let signer = Signer::new(
-        qalpha_venues::mock::TEST_API_KEY,
-        qalpha_venues::mock::TEST_API_SECRET,
-    );
-    let mut gc = GatewayConfig::new(
-        Venue::BinanceUsdm,
-        &format!("https://{}", mock.addr),
-        signer,
-    );
-    gc.ca_file = mock.ca_file.clone();
-    gc.via = Via::Ws;
-    gc.order_ws_url = Some(format!("wss://{}/ws-fapi/v1", mock.addr));
-    gc.private_ws_url = Some(format!("wss://{}/private", mock.addr));
-    gc.symbols = vec![symbol];
+    let plans = mock_feed_plans(&mock, symbol, o.wait)?;
+    let mut gc = mock_gateway_config(&mock, symbol);
     gc.client_rate_limits = false;
     gc.trace_orders = o.max_orders;
     let gateway = Gateway::connect(gc)?;
@@ -507,34 +466,19 @@ mod tests {
     fn orders_pair_with_their_frames_and_the_stages_add_up() {
         // Two orders; the second's frame never reached the probe (not matched); a third order the
         // gateway never wrote (not matched either).
+        let order = |c: &str, key: u64, t: u64| Sent {
+            client_id: id(c),
+            key,
+            recv_ns: t + 100,
+            decoded_ns: t + 300,
+            popped_ns: t + 350,
+            decided_ns: t + 400,
+            risk_ns: t + 420,
+        };
         let sent = [
-            Sent {
-                client_id: id("a-1"),
-                key: 7,
-                recv_ns: 1_100,
-                decoded_ns: 1_300,
-                popped_ns: 1_350,
-                decided_ns: 1_400,
-                risk_ns: 1_420,
-            },
-            Sent {
-                client_id: id("a-2"),
-                key: 8,
-                recv_ns: 5_000,
-                decoded_ns: 5_100,
-                popped_ns: 5_200,
-                decided_ns: 5_300,
-                risk_ns: 5_400,
-            },
-            Sent {
-                client_id: id("a-3"),
-                key: 7,
-                recv_ns: 1_100,
-                decoded_ns: 1_300,
-                popped_ns: 1_350,
-                decided_ns: 1_400,
-                risk_ns: 1_420,
-            },
+            order("a-1", 7, 1_000),
+            order("a-2", 8, 4_900),
+            order("a-3", 7, 1_000),
         ];
         let stamp = |c: &str, d: u64| OrderStamp {
             client_id: id(c),

@@ -1,7 +1,8 @@
-//! Helpers shared by the pcap interop test files (each test binary uses a subset).
+//! Helpers shared by the integration test files (each test binary uses a subset): the pcap interop
+//! tools, and archive CSVs made from a capture for the backtester.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub const SAMPLE: &str = concat!(
@@ -72,4 +73,49 @@ pub fn tshark_fields(file: &Path, filter: Option<&str>, fields: &[&str]) -> Vec<
         .lines()
         .map(|l| l.split('\t').map(str::to_string).collect())
         .collect()
+}
+
+/// A capture's own trades and venue quotes written as Binance archive `aggTrades` and `bookTicker`
+/// CSVs (the archive's exact columns) named for `symbol`, for the backtester's CSV input path.
+pub fn archive_csvs(capture: &Path, dir: &Path, symbol: &str) -> [PathBuf; 2] {
+    use qalpha_engine::event::MarketPayload;
+    use qalpha_engine::replay::CaptureHandler;
+    let r = qalpha_engine::capture::CaptureReader::open(capture).unwrap();
+    let mut router = qalpha_feeds::replay::VenueRouter::new();
+    router.begin_file(r.connections());
+    let mut events = Vec::new();
+    for rec in r.records() {
+        router.route(&rec, &mut events);
+    }
+    let mut agg = String::from(
+        "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n",
+    );
+    let mut tick = String::from(
+        "update_id,best_bid_price,best_bid_qty,best_ask_price,best_ask_qty,transaction_time,event_time\n",
+    );
+    for (i, ev) in events.iter().enumerate() {
+        match ev.payload {
+            MarketPayload::Trade(t) => agg.push_str(&format!(
+                "{i},{},{},{},{},{},{}\n",
+                t.px,
+                t.qty,
+                t.trade_id,
+                t.last_trade_id,
+                t.trade_time_ms,
+                t.aggressor == qalpha_engine::Side::Sell
+            )),
+            MarketPayload::Quote(q) => tick.push_str(&format!(
+                "{},{},{},{},{},{},{}\n",
+                q.update_id, q.bid_px, q.bid_qty, q.ask_px, q.ask_qty, ev.exch_ms, ev.exch_ms
+            )),
+            _ => {}
+        }
+    }
+    let files = [
+        dir.join(format!("{symbol}-aggTrades-2023-04-04.csv")),
+        dir.join(format!("{symbol}-bookTicker-2023-04-04.csv")),
+    ];
+    std::fs::write(&files[0], agg).unwrap();
+    std::fs::write(&files[1], tick).unwrap();
+    files
 }
