@@ -59,6 +59,8 @@ enum Cmd {
     /// (spin vs epoll waits, with and without the Trinity on the path), a stage breakdown and
     /// micro-benchmarks; a table and `--json FILE`. See bench/README.md.
     Bench(qalpha_tools::bench_cmd::BenchArgs),
+    /// Validate a config file as the engine reads it; names the wrong key and why.
+    CheckConfig(qalpha_tools::check_config::CheckConfigArgs),
     /// Load an ONNX model as the engine does (metadata checked against the engine's features) and
     /// run it on given inputs (the parity check against PyTorch), or check a Trinity model folder.
     ModelCheck(qalpha_tools::model_cmd::ModelCheckArgs),
@@ -303,6 +305,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Record(a) => qalpha_tools::live_cmd::run_record(a),
         Cmd::Demo(a) => qalpha_tools::demo_cmd::run(a),
         Cmd::Bench(a) => qalpha_tools::bench_cmd::run(a),
+        Cmd::CheckConfig(a) => qalpha_tools::check_config::run(a),
         Cmd::MockExchange(a) => qalpha_tools::live_cmd::run_mock(a),
         Cmd::Order(a) => qalpha_tools::order_cmd::run_order(a),
         Cmd::Cancel(a) => qalpha_tools::order_cmd::run_cancel(a),
