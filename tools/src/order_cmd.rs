@@ -23,7 +23,7 @@ use qalpha_engine::order::{
 use qalpha_engine::transport::{rest, TransportError};
 use qalpha_engine::{Price, Qty, Side, Symbol, Venue};
 use qalpha_venues::clock_sync::{parse_binance_time, parse_bybit_time, ClockOffset, TimeSample};
-use qalpha_venues::endpoints::{defaults, keys_from_env, Mode};
+use qalpha_venues::endpoints::{defaults, Mode};
 use qalpha_venues::errors::{parse_binance, parse_bybit};
 use qalpha_venues::gateway::protocol::Protocol;
 use qalpha_venues::gateway::{binance, bybit, SignedRequest};
@@ -56,6 +56,9 @@ pub struct ConnArgs {
     /// wss://127.0.0.1:PORT/ws-fapi/v1 (Binance) or wss://127.0.0.1:PORT/v5/trade (Bybit).
     #[arg(long)]
     pub ws_url: Option<String>,
+    /// Keys from the encrypted key store (`qalpha keys`) instead of the environment.
+    #[command(flatten)]
+    pub store: crate::keys_cmd::StoreArgs,
 }
 
 /// `qalpha order`.
@@ -150,8 +153,9 @@ struct Session {
     clock: ClockOffset,
 }
 
-fn env_key(venue: Venue) -> Result<Signer> {
-    let k = keys_from_env(venue)?;
+/// The signing keys: the key store when one is named, else the environment.
+fn signer_for(c: &ConnArgs, venue: Venue) -> Result<Signer> {
+    let k = crate::keys_cmd::load_keys(&c.store, venue)?;
     Ok(Signer::new(k.key, k.secret))
 }
 
@@ -175,7 +179,7 @@ impl Session {
     fn open(c: &ConnArgs) -> Result<Self> {
         let venue = venue_of(&c.venue)?;
         let mode = mode_of(c)?;
-        let signer = env_key(venue)?;
+        let signer = signer_for(c, venue)?;
         let base = c
             .rest_url
             .clone()

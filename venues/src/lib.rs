@@ -11,6 +11,7 @@ pub mod errors;
 pub mod fill;
 pub mod gateway;
 pub mod instrument;
+pub mod keystore;
 pub mod limits;
 pub mod mock;
 pub mod paper;

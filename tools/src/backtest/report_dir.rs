@@ -149,7 +149,7 @@ fn time(v: &Value) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM` (UTC), with `:SS` when the time is not on a minute.
-fn utc(t_ms: u64) -> String {
+pub fn utc(t_ms: u64) -> String {
     let (y, mo, d) = civil(t_ms / DAY_MS);
     let s = t_ms % DAY_MS / 1000;
     let (h, mi, sec) = (s / 3600, s % 3600 / 60, s % 60);
