@@ -34,6 +34,9 @@ pub mod ledger;
 mod parts;
 pub mod strategy;
 mod thread;
+mod wiring;
+
+pub(crate) use wiring::{mock_feed_plans, mock_gateway_config, start_mock};
 
 pub use parts::summary_text;
 use parts::{GatewaySummary, Venues};
@@ -49,22 +52,19 @@ use qalpha_engine::capture::Transport;
 use qalpha_engine::capture::WriterOptions;
 use qalpha_engine::event::{MarketEvent, Venue};
 use qalpha_engine::order::{ExecReport, OrderCommand};
-use qalpha_engine::replay::Speed;
 use qalpha_engine::ring::{ring, FullPolicy};
 use qalpha_engine::runtime::{Runtime, ThreadSpec, WaitMode};
 use qalpha_engine::{Qty, Symbol};
-use qalpha_feeds::live::{plan_venue, recorder_ring, FeedRunner, LiveOptions, VenuePlan};
-use qalpha_venues::mock::{FaultSpec, MarketSource, MockExchange, MockOptions};
-use qalpha_venues::sign::Signer;
+use qalpha_feeds::live::{recorder_ring, FeedRunner, LiveOptions};
+use qalpha_venues::mock::FaultSpec;
 use serde_json::json;
 
-use crate::live_cmd::{effective_config, RecordOverrides};
 use executor::{Executor, Market};
 use ledger::decimal;
 use qalpha_risk::engine::RiskEngine;
 use qalpha_risk::RiskConfig;
 use qalpha_venues::fill::FeeSchedule;
-use qalpha_venues::gateway::session::{Gateway, GatewayConfig, Via};
+use qalpha_venues::gateway::session::Gateway;
 use qalpha_venues::paper::PaperVenue;
 use strategy::StrategySpec;
 use thread::LiveView;
@@ -129,6 +129,17 @@ pub struct DemoArgs {
     /// Faults the mock exchange injects (`--mode mock`), e.g. `reject=0.2,disconnect-every=20s`.
     #[arg(long, value_parser = parse_faults)]
     pub faults: Option<FaultSpec>,
+    /// Serve the control API here (`GET /status`, `POST /halt|/resume|/flatten` with an `X-TOTP`
+    /// code; secret in QALPHA_CONTROL_TOTP_SECRET), e.g. 127.0.0.1:9300 (port 0: any free port;
+    /// the address is printed on stderr). `--mode mock` only.
+    #[arg(long, value_name = "ADDR")]
+    pub control: Option<String>,
+    /// Addresses allowed to use the control API: IPs or CIDR networks, comma-separated.
+    #[arg(long, default_value = "127.0.0.1,::1")]
+    pub control_allow: String,
+    /// Append every control request that changed something or was refused here (JSON lines).
+    #[arg(long, value_name = "FILE")]
+    pub control_audit: Option<PathBuf>,
 }
 
 fn parse_faults(s: &str) -> Result<FaultSpec, String> {
@@ -168,6 +179,8 @@ pub struct DemoOptions {
     pub keep_commands: bool,
     /// Faults the mock exchange injects.
     pub faults: FaultSpec,
+    /// The control API (mock mode).
+    pub control: Option<crate::control::ControlConfig>,
 }
 
 impl Default for DemoOptions {
@@ -186,6 +199,7 @@ impl Default for DemoOptions {
             record: None,
             keep_commands: false,
             faults: FaultSpec::default(),
+            control: None,
         }
     }
 }
@@ -416,6 +430,18 @@ fn run_with_mock(
         md_tx,
         rec_tx,
     )?;
+    // The control API: a thread of its own, commands to the strategy thread over a channel.
+    let control = match (&o.control, o.mode) {
+        (None, _) => None,
+        (Some(_), DemoMode::Paper) => bail!("--control needs --mode mock"),
+        (Some(cfg), DemoMode::Mock) => {
+            let (tx, rx) = crossbeam::channel::bounded(16);
+            let status = Arc::new(std::sync::Mutex::new(json!({"risk_state": "starting"})));
+            let server = crate::control::ControlServer::start(cfg.clone(), status.clone(), tx)?;
+            eprintln!("control API on {}", server.addr);
+            Some((server, rx, status))
+        }
+    };
     let view = Arc::new(LiveView::default());
     let mut rt = Runtime::new();
 
@@ -475,6 +501,9 @@ fn run_with_mock(
             // answered), not merely until `stop`.
             let gw_stop = Arc::new(AtomicBool::new(false));
             let strat_done = gw_stop.clone();
+            let link = control
+                .as_ref()
+                .map(|(_, rx, status)| thread::ControlLink::new(rx.clone(), status.clone()));
             rt.spawn(&specs[1].name, pl[1], move |p| {
                 let res = thread::with_gateway(
                     q,
@@ -482,8 +511,11 @@ fn run_with_mock(
                     &mut rep_rx,
                     cmd_tx,
                     p.wait,
-                    &v,
-                    &strat_done,
+                    thread::Side {
+                        view: &v,
+                        done: &strat_done,
+                        control: link,
+                    },
                 );
                 let _ = strat_res_tx.send(res);
             })?;
@@ -524,6 +556,7 @@ fn run_with_mock(
     }
     stop.store(true, Ordering::Relaxed);
     let panicked = rt.join();
+    drop(control);
     mock.stop();
     if !panicked.is_empty() {
         bail!("engine thread(s) panicked: {panicked:?}");
@@ -613,74 +646,6 @@ fn run_with_mock(
     })
 }
 
-/// The mock exchange serving `capture` as Binance USD-M over TLS (its CA written to `cert_dir`),
-/// paced at `speed`× the recorded pace, with `faults`.
-pub(crate) fn start_mock(
-    capture: &std::path::Path,
-    speed: f64,
-    faults: FaultSpec,
-    cert_dir: &std::path::Path,
-) -> Result<MockExchange> {
-    MockExchange::start(MockOptions {
-        venue: Venue::BinanceUsdm,
-        source: MarketSource::Capture(capture.to_path_buf()),
-        listen: "127.0.0.1:0".parse()?,
-        tls: true,
-        cert_out: Some(cert_dir.to_path_buf()),
-        speed: Speed::Factor(speed),
-        faults,
-        seed: 7,
-    })
-    .context("mock exchange")
-}
-
-/// The feed's plan against `mock`: `symbol`'s depth@0ms, bookTicker and trade streams plus the REST
-/// snapshots, as `qalpha record` would subscribe them.
-pub(crate) fn mock_feed_plans(
-    mock: &MockExchange,
-    symbol: Symbol,
-    wait: WaitMode,
-) -> Result<Vec<VenuePlan>> {
-    let cfg = effective_config(
-        None,
-        &RecordOverrides {
-            venue: Some("binance".into()),
-            symbols: Some(vec![symbol.to_string()]),
-            streams: Some(vec![
-                "depth@0ms".into(),
-                "bookTicker".into(),
-                "trade".into(),
-            ]),
-            ws_url: Some(format!("wss://{}", mock.addr)),
-            rest_url: Some(format!("https://{}", mock.addr)),
-            ca_file: mock.ca_file.clone(),
-            wait: Some(wait),
-        },
-    )?;
-    let plan = plan_venue(&cfg.venues[0]).map_err(|e| anyhow::anyhow!("venue binance: {e}"))?;
-    Ok(vec![plan])
-}
-
-/// The gateway's settings for the mock: orders over its ws-fapi WebSocket API, fills from its
-/// user-data stream, the test account's keys.
-pub(crate) fn mock_gateway_config(mock: &MockExchange, symbol: Symbol) -> GatewayConfig {
-    let signer = Signer::new(
-        qalpha_venues::mock::TEST_API_KEY,
-        qalpha_venues::mock::TEST_API_SECRET,
-    );
-    let mut gc = GatewayConfig::new(
-        Venue::BinanceUsdm,
-        &format!("https://{}", mock.addr),
-        signer,
-    );
-    gc.ca_file = mock.ca_file.clone();
-    gc.via = Via::Ws;
-    gc.order_ws_url = Some(format!("wss://{}/ws-fapi/v1", mock.addr));
-    gc.private_ws_url = Some(format!("wss://{}/private", mock.addr));
-    gc.symbols = vec![symbol];
-    gc
-}
-
 /// Runs `qalpha demo`.
 pub fn run(a: DemoArgs) -> Result<()> {
     let wait = WaitMode::parse(&a.wait)
@@ -707,6 +672,17 @@ pub fn run(a: DemoArgs) -> Result<()> {
         json: a.json,
         record: a.record,
         faults: a.faults.unwrap_or_default(),
+        control: a
+            .control
+            .as_deref()
+            .map(|addr| {
+                crate::control::ControlConfig::from_args(
+                    addr,
+                    &a.control_allow,
+                    a.control_audit.clone(),
+                )
+            })
+            .transpose()?,
         ..Default::default()
     };
     let rep = run_demo(&o, crate::live_cmd::ctrl_c_flag())?;

@@ -4,6 +4,7 @@
 pub mod backtest;
 pub mod bench_cmd;
 pub mod check_config;
+pub mod control;
 pub mod dataset_cmd;
 pub mod demo_cmd;
 pub mod download_cmd;

@@ -58,6 +58,110 @@ fn publish(v: &LiveView, q: &Executor, events: u64) {
     v.position.store(q.ledger.position, Ordering::Relaxed);
 }
 
+/// The control API's side on the strategy thread: operator commands in, the status snapshot out.
+/// Looked at when the thread is idle and every 1,024 busy iterations (never per event); the status is
+/// rebuilt at most five times a second.
+pub(super) struct ControlLink {
+    pub(super) rx: crossbeam::channel::Receiver<crate::control::ControlCmd>,
+    pub(super) status: std::sync::Arc<std::sync::Mutex<serde_json::Value>>,
+    n: u64,
+    published: Option<Instant>,
+    /// The event count at the last look, and when it last changed (feed liveness for `/status`).
+    seen_events: u64,
+    last_event: Instant,
+}
+
+impl ControlLink {
+    pub(super) fn new(
+        rx: crossbeam::channel::Receiver<crate::control::ControlCmd>,
+        status: std::sync::Arc<std::sync::Mutex<serde_json::Value>>,
+    ) -> Self {
+        Self {
+            rx,
+            status,
+            n: 0,
+            published: None,
+            seen_events: 0,
+            last_event: Instant::now(),
+        }
+    }
+
+    fn step(
+        &mut self,
+        q: &mut Executor,
+        out: &mut Producer<OrderCommand>,
+        events: u64,
+        idle: bool,
+    ) {
+        use crate::control::ControlCmd;
+        self.n += 1;
+        if !idle && !self.n.is_multiple_of(1024) {
+            return;
+        }
+        if events != self.seen_events {
+            self.seen_events = events;
+            self.last_event = Instant::now();
+        }
+        let now = qalpha_engine::clock::now_ns();
+        while let Ok(cmd) = self.rx.try_recv() {
+            if let Some(r) = q.risk.as_mut() {
+                match cmd {
+                    // The risk engine's operator halt cancels the open orders and flattens.
+                    ControlCmd::Halt | ControlCmd::Flatten => r.halt(now),
+                    ControlCmd::Resume => r.resume(now),
+                }
+            }
+            q.run_risk_actions(now, out);
+            self.published = None;
+        }
+        if self
+            .published
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(200))
+        {
+            return;
+        }
+        self.published = Some(Instant::now());
+        let v = status_json(q, events, self.last_event.elapsed());
+        if let Ok(mut s) = self.status.lock() {
+            *s = v;
+        }
+    }
+}
+
+/// The `GET /status` document.
+fn status_json(q: &Executor, events: u64, since_event: Duration) -> serde_json::Value {
+    let c = q.counters;
+    let risk = q.risk.as_ref();
+    let positions: std::collections::BTreeMap<String, String> = risk
+        .map(|r| {
+            r.ledger()
+                .positions()
+                .map(|((v, s), p)| (format!("{}:{s}", v.name()), p.size.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "risk_state": risk.map_or("active", |r| r.state().name()),
+        "halt_reason": risk.and_then(|r| r.halt_reason()).map(|s| s.name()),
+        "conservative": risk.is_some_and(|r| r.conservative()),
+        "positions": positions,
+        "pnl": {
+            "net": super::ledger::decimal(q.ledger.net(), 16),
+            "fees": super::ledger::decimal(q.ledger.fees as i128, 8),
+            "equity": risk.map(|r| r.ledger().equity().to_string()),
+        },
+        "open_orders": q.live_orders(),
+        "orders": c.orders,
+        "fills": c.fills,
+        "rejects": c.rejects,
+        "connections": {
+            "market_data_events": events,
+            "last_event_ms_ago": since_event.as_millis() as u64,
+        },
+        "updated_ms": qalpha_engine::clock::now_ns() / 1_000_000,
+    })
+}
+
 /// What the strategy thread hands back.
 pub(super) struct StrategyResult {
     pub(super) counters: ExecCounters,
@@ -98,6 +202,16 @@ fn book_checker() -> ReplayConsumer {
     }
 }
 
+/// What the strategy thread shares with the rest of the demo besides its rings.
+pub(super) struct Side<'a> {
+    /// Counters for the progress line.
+    pub(super) view: &'a LiveView,
+    /// Set when the strategy thread has wound down (the gateway may stop).
+    pub(super) done: &'a AtomicBool,
+    /// The control API's link, if it runs.
+    pub(super) control: Option<ControlLink>,
+}
+
 /// Mock mode: the strategy thread against the gateway thread. Runs until the feed's ring is closed
 /// and drained, then winds down (bounded: 2 s for the venue's answers) and sets `done`, which
 /// lets the gateway thread stop.
@@ -107,9 +221,13 @@ pub(super) fn with_gateway(
     rep_rx: &mut Consumer<ExecReport>,
     mut cmd_tx: Producer<OrderCommand>,
     wait: WaitMode,
-    view: &LiveView,
-    done: &AtomicBool,
+    side: Side<'_>,
 ) -> StrategyResult {
+    let Side {
+        view,
+        done,
+        control: mut ctl,
+    } = side;
     let mut checker = book_checker();
     let mut spins = 0u32;
     loop {
@@ -129,6 +247,9 @@ pub(super) fn with_gateway(
             }
             Err(_) if md_rx.is_abandoned() => break,
             Err(_) => {}
+        }
+        if let Some(c) = ctl.as_mut() {
+            c.step(&mut q, &mut cmd_tx, checker.events, !busy);
         }
         if busy {
             spins = 0;
