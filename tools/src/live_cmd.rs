@@ -436,7 +436,9 @@ fn parse_dur(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("invalid duration {s:?}: use e.g. 500ms, 15s, 2m"))
 }
 
-/// Installs a Ctrl-C handler that sets the returned flag.
+/// Installs a handler for Ctrl-C (SIGINT), SIGTERM (what systemd sends) and SIGHUP that sets the
+/// returned flag: the commands that watch it stop new orders, cancel what rests and exit 0
+/// (`tools/tests/shutdown.rs`).
 pub fn ctrl_c_flag() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();

@@ -1,0 +1,87 @@
+//! SIGTERM (what systemd sends) while the engine has orders resting on the mock exchange: the demo
+//! stops taking new orders, cancels every open one, waits for the answers, writes its summary and
+//! its risk journal, and exits 0.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+#[cfg(unix)]
+#[test]
+fn sigterm_cancels_every_open_order_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.json");
+    let journal = dir.path().join("risk.qrisk");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qalpha"))
+        .args([
+            "demo",
+            "--strategy",
+            "maker",
+            "--duration",
+            "120s",
+            "--speed",
+            "2",
+        ])
+        .arg("--json")
+        .arg(&summary)
+        .arg("--risk-journal")
+        .arg(&journal)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Progress lines (every 3 s) say how many orders are out; wait for some acknowledged ones.
+    let err = BufReader::new(child.stderr.take().unwrap());
+    let t0 = Instant::now();
+    let mut lines = err.lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the demo ended before it had orders out")
+            .unwrap();
+        let acks = line
+            .split_whitespace()
+            .skip_while(|w| *w != "acks")
+            .nth(1)
+            .and_then(|n| n.parse::<u64>().ok());
+        if acks.is_some_and(|a| a >= 2) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no orders acknowledged"
+        );
+    }
+    let pid = child.id().to_string();
+    let st = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(st.success());
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let t1 = Instant::now();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(t1.elapsed() < Duration::from_secs(15), "shut down promptly");
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(s["open_orders"], 0, "every open order was cancelled: {s}");
+    assert!(s["orders"].as_u64().unwrap() >= 2, "{s}");
+    assert!(
+        s["canceled"].as_u64().unwrap() >= 1,
+        "the resting quotes were cancelled at the venue: {s}"
+    );
+    assert!(
+        s["elapsed_s"].as_f64().unwrap() < 100.0,
+        "stopped by the signal, not the clock"
+    );
+    // The risk journal was flushed: every order's pre-trade decision reads back.
+    let r = qalpha_risk::journal::JournalReader::open(&journal).unwrap();
+    let decisions = r
+        .events()
+        .filter(|e| matches!(e.kind, qalpha_risk::journal::RiskEventKind::Decision { .. }))
+        .count() as u64;
+    assert!(
+        decisions >= s["orders"].as_u64().unwrap(),
+        "{decisions} decisions journaled: {s}"
+    );
+}
