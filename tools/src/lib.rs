@@ -11,6 +11,7 @@ pub mod download_cmd;
 pub mod features_cmd;
 pub mod import_bybit;
 pub mod import_lines;
+pub mod journal_cmd;
 pub mod keys_cmd;
 pub mod live_cmd;
 pub mod model_cmd;

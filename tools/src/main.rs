@@ -59,6 +59,8 @@ enum Cmd {
     /// (spin vs epoll waits, with and without the Trinity on the path), a stage breakdown and
     /// micro-benchmarks; a table and `--json FILE`. See bench/README.md.
     Bench(qalpha_tools::bench_cmd::BenchArgs),
+    /// Read the engine's journals (risk journal, control audit) in time order, as text or CSV.
+    Journal(qalpha_tools::journal_cmd::JournalArgs),
     /// The encrypted API key store: add, list, remove (Argon2id + XChaCha20-Poly1305).
     Keys(qalpha_tools::keys_cmd::KeysArgs),
     /// Validate a config file as the engine reads it; names the wrong key and why.
@@ -309,6 +311,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Bench(a) => qalpha_tools::bench_cmd::run(a),
         Cmd::CheckConfig(a) => qalpha_tools::check_config::run(a),
         Cmd::Keys(a) => qalpha_tools::keys_cmd::run(a),
+        Cmd::Journal(a) => qalpha_tools::journal_cmd::run(a),
         Cmd::MockExchange(a) => qalpha_tools::live_cmd::run_mock(a),
         Cmd::Order(a) => qalpha_tools::order_cmd::run_order(a),
         Cmd::Cancel(a) => qalpha_tools::order_cmd::run_cancel(a),
