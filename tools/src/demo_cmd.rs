@@ -528,8 +528,17 @@ fn run_with_mock(
 
     let mut next_progress = o.progress_every.map(|d| Instant::now() + d);
     let mut tape_end: Option<Instant> = None;
+    // systemd (Type=notify): ready now; watchdog pings while the strategy thread's heartbeat moves.
+    let _ = crate::sdnotify::notify("READY=1\nSTATUS=trading");
+    let mut watchdog = crate::sdnotify::Watchdog::new(Duration::from_secs(5));
+    let mut stalled = false;
     while !stop.load(Ordering::Relaxed) && started.elapsed() < o.duration {
         std::thread::sleep(Duration::from_millis(20));
+        if !watchdog.tick(view.beats.load(Ordering::Relaxed)) {
+            eprintln!("demo: the strategy thread has not beaten for 5 s; stopping (watchdog pings stopped)");
+            stalled = true;
+            break;
+        }
         // The capture is finite: once it has played, give the engine a moment to drain, then stop.
         if mock.tape_finished() {
             let at = *tape_end.get_or_insert_with(Instant::now);
@@ -554,9 +563,13 @@ fn run_with_mock(
             next_progress = o.progress_every.map(|d| at + d);
         }
     }
+    let _ = crate::sdnotify::notify("STOPPING=1\nSTATUS=cancelling open orders");
     stop.store(true, Ordering::Relaxed);
     let panicked = rt.join();
     drop(control);
+    if stalled {
+        bail!("an engine thread stalled: stopped trading and cancelled what it could");
+    }
     mock.stop();
     if !panicked.is_empty() {
         bail!("engine thread(s) panicked: {panicked:?}");

@@ -19,5 +19,6 @@ pub mod order_cmd;
 pub mod order_ws;
 pub mod pcap;
 pub mod replay_cmd;
+pub mod sdnotify;
 pub mod train_cmd;
 pub mod train_report;

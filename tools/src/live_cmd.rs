@@ -301,14 +301,22 @@ pub fn record(
         }));
     }
     drop(res_tx);
+    // systemd (Type=notify): ready, then watchdog pings from this loop (the process is alive and
+    // serving; the feed threads reconnect on their own).
+    let _ = crate::sdnotify::notify("READY=1\nSTATUS=recording");
+    let mut watchdog = crate::sdnotify::Watchdog::new(Duration::from_secs(5));
+    let mut turns = 0u64;
     // Duration / Ctrl-C.
     while !stop.load(Ordering::Relaxed) {
+        turns += 1;
+        watchdog.tick(turns);
         if duration.is_some_and(|d| started.elapsed() >= d) {
             stop.store(true, Ordering::Relaxed);
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let _ = crate::sdnotify::notify("STOPPING=1");
     let panicked = rt.join();
     if !panicked.is_empty() {
         bail!("feed thread(s) panicked: {panicked:?}");

@@ -47,6 +47,9 @@ pub(super) struct LiveView {
     pub(super) fills: AtomicU64,
     pub(super) rejects: AtomicU64,
     pub(super) position: AtomicI64,
+    /// The strategy thread's heartbeat: advanced when it idles and every 1,024 busy turns (the
+    /// main thread's watchdog reads it).
+    pub(super) beats: AtomicU64,
 }
 
 fn publish(v: &LiveView, q: &Executor, events: u64) {
@@ -230,6 +233,7 @@ pub(super) fn with_gateway(
     } = side;
     let mut checker = book_checker();
     let mut spins = 0u32;
+    let mut turns = 0u64;
     loop {
         let mut busy = false;
         while let Ok(r) = rep_rx.pop() {
@@ -250,6 +254,10 @@ pub(super) fn with_gateway(
         }
         if let Some(c) = ctl.as_mut() {
             c.step(&mut q, &mut cmd_tx, checker.events, !busy);
+        }
+        turns += 1;
+        if !busy || turns.is_multiple_of(1024) {
+            view.beats.fetch_add(1, Ordering::Relaxed);
         }
         if busy {
             spins = 0;
@@ -376,7 +384,10 @@ pub(super) fn with_paper(
                 publish(view, &q, checker.events);
             }
             Err(_) if md_rx.is_abandoned() => break,
-            Err(_) => wait.idle(&mut spins),
+            Err(_) => {
+                view.beats.fetch_add(1, Ordering::Relaxed);
+                wait.idle(&mut spins);
+            }
         }
     }
     paper.shut_down(&mut q);
