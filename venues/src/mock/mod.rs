@@ -132,10 +132,13 @@ impl MockExchange {
         let (venue, speed) = (opts.venue, opts.speed);
         match opts.source {
             MarketSource::Capture(path) => {
-                let tape = source::CaptureTape::load(&path, venue)?;
+                let mut tape = source::CaptureTape::load(&path, venue)?;
                 if tape.venue != venue {
                     return Err(MockError::Config("capture venue mismatch".into()));
                 }
+                // Seeded before the listener starts: a client asking for the instrument list at
+                // once (the gateway's rules) must find the capture's symbols, not a race.
+                tape.seed(&hub);
                 let (hub, stop) = (hub.clone(), stop.clone());
                 threads.push(spawn("mock-tape", move || tape.play(hub, speed, &stop))?);
             }

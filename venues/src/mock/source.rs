@@ -247,11 +247,18 @@ impl CaptureTape {
         self.frames.is_empty()
     }
 
-    /// Seeds the hub and plays the tape once, paced by `speed`, starting when a client has subscribed.
-    pub fn play(self, hub: Arc<Hub>, speed: Speed, stop: &std::sync::atomic::AtomicBool) {
-        for (sym, seed) in self.seeds {
+    /// Puts the capture's symbols and books into the hub now, so the exchange lists them (exchangeInfo,
+    /// depth snapshots) from the moment it accepts connections, before playback starts.
+    pub fn seed(&mut self, hub: &Hub) {
+        for (sym, seed) in std::mem::take(&mut self.seeds) {
             hub.seed(&sym, seed);
         }
+    }
+
+    /// Seeds the hub (if [`CaptureTape::seed`] has not) and plays the tape once, paced by `speed`,
+    /// starting when a client has subscribed.
+    pub fn play(mut self, hub: Arc<Hub>, speed: Speed, stop: &std::sync::atomic::AtomicBool) {
+        self.seed(&hub);
         while !hub.has_subscriber.load(Ordering::Acquire) {
             if stop.load(Ordering::Relaxed) {
                 return;
