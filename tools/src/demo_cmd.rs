@@ -38,7 +38,7 @@ mod wiring;
 
 pub(crate) use wiring::{mock_feed_plans, mock_gateway_config, start_mock};
 
-pub use parts::summary_text;
+pub use parts::{summary_text, Latency};
 use parts::{GatewaySummary, Venues};
 
 use std::path::PathBuf;
@@ -47,7 +47,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use hdrhistogram::Histogram;
 use qalpha_engine::capture::Transport;
 use qalpha_engine::capture::WriterOptions;
 use qalpha_engine::event::{MarketEvent, Venue};
@@ -200,27 +199,6 @@ impl Default for DemoOptions {
             keep_commands: false,
             faults: FaultSpec::default(),
             control: None,
-        }
-    }
-}
-
-/// Percentiles of a latency histogram, µs.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
-pub struct Latency {
-    pub count: u64,
-    pub p50_us: f64,
-    pub p99_us: f64,
-    pub max_us: f64,
-}
-
-impl Latency {
-    fn of(h: &Histogram<u64>) -> Self {
-        let us = |ns: u64| ns as f64 / 1000.0;
-        Self {
-            count: h.len(),
-            p50_us: us(h.value_at_quantile(0.5)),
-            p99_us: us(h.value_at_quantile(0.99)),
-            max_us: us(h.max()),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use qalpha_tools::control::totp::{base32_decode, totp};
 use qalpha_tools::control::{ControlCmd, ControlConfig, ControlServer, Net};
@@ -168,25 +168,24 @@ fn a_demo_is_halted_through_the_control_api() {
         let mut sink = String::new();
         let _ = err.read_to_string(&mut sink);
     });
-    // Wait until the engine is trading and the status is published.
-    let t0 = Instant::now();
-    loop {
+    // Wait until the engine is trading and the status is published (bounded: 200 polls).
+    for poll in 0.. {
         let (st, v) = http(addr, "GET", "/status", None);
+        assert!(poll < 200, "no trading status: {v}");
         if st == 200
             && v["risk_state"] == "active"
             && v["connections"]["market_data_events"].as_u64() > Some(100)
         {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(20), "no status: {v}");
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(http(addr, "POST", "/halt", Some("000000")).0, 401);
     let (st, body) = http(addr, "POST", "/halt", Some(&code()));
     assert_eq!(st, 200, "{body}");
-    let t0 = Instant::now();
-    loop {
+    for poll in 0.. {
         let (_, v) = http(addr, "GET", "/status", None);
+        assert!(poll < 100, "not halted: {v}");
         if v["risk_state"] == "halted" {
             assert!(
                 v["positions"].is_object() && v["pnl"]["net"].is_string(),
@@ -194,7 +193,6 @@ fn a_demo_is_halted_through_the_control_api() {
             );
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(5), "not halted: {v}");
         std::thread::sleep(Duration::from_millis(50));
     }
     let st = child.wait().unwrap();
