@@ -22,6 +22,16 @@ if ! command -v tshark >/dev/null || ! command -v tcpdump >/dev/null; then
     echo "warning: could not install tshark/tcpdump; the pcap interop tests will skip"
 fi
 
+# The metrics test (tools/tests/prometheus_scrape.rs) scrapes the engine with Debian's prometheus
+# server and checks configs/ with its promtool; it skips with a message when they are missing.
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  sudo=()
+  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then sudo=(sudo); fi
+  { "${sudo[@]}" apt-get update -qq &&
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; } ||
+    echo "warning: could not install prometheus; the Prometheus scrape test will skip"
+fi
+
 # tools/train/.venv: the Python side of the tests — the TA-Lib and backtesting.py references
 # (requirements-ta.txt: strategy/tests/talib.rs, tools/tests/backtest_reference.rs) and the trainers
 # (requirements-train.txt: PyTorch + Lightning, pyarrow; tools/train/tests, the dataset test).

@@ -32,9 +32,14 @@
 pub mod executor;
 pub mod ledger;
 mod parts;
+mod report;
 pub mod strategy;
+mod supervise;
 mod thread;
 mod wiring;
+
+pub use report::{DemoReport, Recorded};
+pub use supervise::Emergency;
 
 pub(crate) use wiring::{mock_feed_plans, mock_gateway_config, start_mock};
 
@@ -58,8 +63,10 @@ use qalpha_feeds::live::{recorder_ring, FeedRunner, LiveOptions};
 use qalpha_venues::mock::FaultSpec;
 use serde_json::json;
 
+use crate::monitor::{MetricsServer, Sources};
 use executor::{Executor, Market};
 use ledger::decimal;
+use qalpha_engine::metrics::{FeedMetrics, GatewayMetrics};
 use qalpha_risk::engine::RiskEngine;
 use qalpha_risk::RiskConfig;
 use qalpha_venues::fill::FeeSchedule;
@@ -67,6 +74,9 @@ use qalpha_venues::gateway::session::Gateway;
 use qalpha_venues::paper::PaperVenue;
 use strategy::StrategySpec;
 use thread::LiveView;
+
+/// `qalpha demo`'s exit code when an engine thread stalled (trading halted, orders cancelled).
+pub const EXIT_STALLED: u8 = 3;
 
 /// The capture bundled with the repository (relative to its root).
 pub const SAMPLE_CAPTURE: &str = "data/sample/btcusdt-usdm-20230404.qcap";
@@ -139,6 +149,18 @@ pub struct DemoArgs {
     /// Append every control request that changed something or was refused here (JSON lines).
     #[arg(long, value_name = "FILE")]
     pub control_audit: Option<PathBuf>,
+    /// Serve Prometheus metrics at `http://ADDR/metrics` (e.g. 127.0.0.1:9184; port 0: any free
+    /// port, printed on stderr). See docs/OPERATIONS.md for the series.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// An engine thread whose heartbeat stands still this long is stuck: trading is halted (open
+    /// orders cancelled, over REST if need be) and the run stops with exit code 3.
+    #[arg(long, value_parser = parse_dur, default_value = "5s")]
+    pub stall_after: Duration,
+    /// Fault injection (tests): the strategy thread stops working and beating this long after it
+    /// starts.
+    #[arg(long, value_parser = parse_dur, hide = true)]
+    pub fault_stall_strategy: Option<Duration>,
 }
 
 fn parse_faults(s: &str) -> Result<FaultSpec, String> {
@@ -180,6 +202,13 @@ pub struct DemoOptions {
     pub faults: FaultSpec,
     /// The control API (mock mode).
     pub control: Option<crate::control::ControlConfig>,
+    /// Serve `/metrics` here.
+    pub metrics: Option<String>,
+    /// The supervisor's stall window.
+    pub stall_after: Duration,
+    /// Fault injection for tests: the strategy thread stops beating (and working) this long after
+    /// it starts, until the run stops.
+    pub stall_strategy_after: Option<Duration>,
 }
 
 impl Default for DemoOptions {
@@ -199,96 +228,11 @@ impl Default for DemoOptions {
             keep_commands: false,
             faults: FaultSpec::default(),
             control: None,
+            metrics: None,
+            stall_after: Duration::from_secs(5),
+            stall_strategy_after: None,
         }
     }
-}
-
-/// The demo's summary.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct DemoReport {
-    /// The strategy's registry name and the params it was given (bar strategies: `bar_ms` too).
-    pub strategy: String,
-    pub strategy_params: std::collections::BTreeMap<String, String>,
-    /// Intents the strategy returned.
-    pub intents: u64,
-    /// What the strategy itself counted (the Trinity: bars, inference runs, last decision).
-    pub strategy_summary: std::collections::BTreeMap<String, String>,
-    pub frames: u64,
-    pub events: u64,
-    pub reconnects: u64,
-    pub resyncs: u64,
-    pub gaps: u64,
-    pub ring_drops: u64,
-    pub book_checks: u64,
-    pub book_mismatches: u64,
-    pub orders: u64,
-    pub acks: u64,
-    pub fills: u64,
-    pub rejects: u64,
-    pub cancels: u64,
-    pub canceled: u64,
-    pub expired: u64,
-    pub duplicate_orders: u64,
-    pub orders_on_stale_book: u64,
-    /// Reports the order state machine ignored as repeats or late / for ids never sent.
-    pub duplicate_reports: u64,
-    pub unknown_reports: u64,
-    /// New orders the risk engine refused (never sent) / reduce-only orders it sent.
-    pub risk_rejects: u64,
-    pub risk_orders: u64,
-    /// `active`, `reducing` or `halted` at the end; the switch that halted and when.
-    pub final_state: String,
-    pub halt_reason: Option<String>,
-    pub halted_at_ns: Option<u64>,
-    /// Symbol → signed position (exact decimal) from the risk ledger.
-    pub final_positions: std::collections::BTreeMap<String, String>,
-    /// Orders not final at the end.
-    pub open_orders: u64,
-    /// Risk journal records written this run.
-    /// Risk state changes (halts, reducing, conservative on and off).
-    pub risk_transitions: u64,
-    pub risk_events: u64,
-    /// Risk refusals by reason.
-    pub risk_rejected_by: std::collections::BTreeMap<String, u64>,
-    /// Base quantity at the end, exact decimal (= bought − sold, the sums of the fills).
-    pub position: String,
-    pub bought: String,
-    pub sold: String,
-    /// Net PnL (cash flow + position at mid − fees), quote currency, exact decimal.
-    pub pnl: String,
-    pub pnl_before_fees: String,
-    pub fees: String,
-    pub fee_model: String,
-    /// `mock` or `paper`.
-    pub mode: Option<DemoMode>,
-    pub tick_to_order: Latency,
-    /// Tick → the venue's answer to the new order (REST round trip included).
-    pub tick_to_answer: Latency,
-    /// Order requests over the WebSocket API / REST requests of any kind (fallback, reconciliation).
-    pub ws_requests: u64,
-    pub rest_requests: u64,
-    pub reconciliations: u64,
-    pub private_reconnects: u64,
-    pub transport_errors: u64,
-    pub clock_offset_ms: f64,
-    pub last_error: Option<String>,
-    pub speed: f64,
-    /// The mock played the whole capture (the run ended there, before `--duration`).
-    pub tape_finished: bool,
-    pub elapsed_s: f64,
-    /// What `--record` wrote.
-    pub recorded: Option<Recorded>,
-    /// Paper mode with [`DemoOptions::keep_commands`]: every command the paper venue received, in
-    /// order (not in the JSON summary).
-    #[serde(skip)]
-    pub commands: Vec<OrderCommand>,
-}
-
-/// The capture `--record` wrote.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct Recorded {
-    pub file: PathBuf,
-    pub records: u64,
 }
 
 /// What the feed thread hands back.
@@ -352,10 +296,18 @@ fn run_with_mock(
         .iter()
         .filter(|c| c.transport == Transport::WebSocket)
         .count() as u64;
+    // The threads' metric blocks (the monitor and the supervisor read them).
+    let feed_metrics = Arc::new(FeedMetrics::default());
+    let gw_metrics = Arc::new(GatewayMetrics::new(Venue::BinanceUsdm));
+    let gw_cfg = (o.mode == DemoMode::Mock).then(|| {
+        let mut c = mock_gateway_config(&mock, symbol);
+        c.metrics = Some(gw_metrics.clone());
+        c
+    });
     let gw = match o.mode {
-        DemoMode::Mock => Venues::Gateway(Box::new(Gateway::connect(mock_gateway_config(
-            &mock, symbol,
-        ))?)),
+        DemoMode::Mock => Venues::Gateway(Box::new(Gateway::connect(
+            gw_cfg.clone().context("gateway config")?,
+        )?)),
         DemoMode::Paper => Venues::Paper(Box::new(PaperVenue::new(
             Venue::BinanceUsdm,
             FeeSchedule::BINANCE_USDM_REGULAR,
@@ -403,24 +355,49 @@ fn run_with_mock(
         &plans,
         LiveOptions {
             wait: pl[0].wait,
+            metrics: Some(feed_metrics.clone()),
             ..Default::default()
         },
         md_tx,
         rec_tx,
     )?;
-    // The control API: a thread of its own, commands to the strategy thread over a channel.
+    // Operator and supervisor commands to the strategy thread (mock mode), over a channel; the
+    // control API, if asked for, is a thread of its own.
+    let (ctl_tx, ctl_rx) = crossbeam::channel::bounded(16);
+    let status = Arc::new(std::sync::Mutex::new(json!({"risk_state": "starting"})));
     let control = match (&o.control, o.mode) {
         (None, _) => None,
         (Some(_), DemoMode::Paper) => bail!("--control needs --mode mock"),
         (Some(cfg), DemoMode::Mock) => {
-            let (tx, rx) = crossbeam::channel::bounded(16);
-            let status = Arc::new(std::sync::Mutex::new(json!({"risk_state": "starting"})));
-            let server = crate::control::ControlServer::start(cfg.clone(), status.clone(), tx)?;
+            let server =
+                crate::control::ControlServer::start(cfg.clone(), status.clone(), ctl_tx.clone())?;
             eprintln!("control API on {}", server.addr);
-            Some((server, rx, status))
+            Some(server)
         }
     };
     let view = Arc::new(LiveView::default());
+    let sources = Sources {
+        feeds: vec![feed_metrics.clone()],
+        gateways: match o.mode {
+            DemoMode::Mock => vec![gw_metrics.clone()],
+            DemoMode::Paper => Vec::new(),
+        },
+        strategy: Some((
+            view.clone(),
+            Venue::BinanceUsdm,
+            symbol.as_str().to_string(),
+        )),
+        mode: format!("{:?}", o.mode).to_lowercase(),
+        ..Default::default()
+    };
+    let metrics_server = match &o.metrics {
+        Some(addr) => {
+            let m = MetricsServer::start(addr, sources.clone())?;
+            eprintln!("metrics on http://{}/metrics", m.addr);
+            Some(m)
+        }
+        None => None,
+    };
     let mut rt = Runtime::new();
 
     let (feed_res_tx, feed_res_rx) = std::sync::mpsc::channel();
@@ -479,9 +456,8 @@ fn run_with_mock(
             // answered), not merely until `stop`.
             let gw_stop = Arc::new(AtomicBool::new(false));
             let strat_done = gw_stop.clone();
-            let link = control
-                .as_ref()
-                .map(|(_, rx, status)| thread::ControlLink::new(rx.clone(), status.clone()));
+            let link = Some(thread::ControlLink::new(ctl_rx.clone(), status.clone()));
+            let stall_at = o.stall_strategy_after.map(|d| Instant::now() + d);
             rt.spawn(&specs[1].name, pl[1], move |p| {
                 let res = thread::with_gateway(
                     q,
@@ -493,6 +469,7 @@ fn run_with_mock(
                         view: &v,
                         done: &strat_done,
                         control: link,
+                        stall_at,
                     },
                 );
                 let _ = strat_res_tx.send(res);
@@ -508,13 +485,24 @@ fn run_with_mock(
     let mut tape_end: Option<Instant> = None;
     // systemd (Type=notify): ready now; watchdog pings while the strategy thread's heartbeat moves.
     let _ = crate::sdnotify::notify("READY=1\nSTATUS=trading");
-    let mut watchdog = crate::sdnotify::Watchdog::new(Duration::from_secs(5));
-    let mut stalled = false;
+    let mut watchdog = crate::sdnotify::Watchdog::new(o.stall_after);
+    let mut supervisor = crate::monitor::Supervisor::new(o.stall_after);
+    let mut stall = None;
     while !stop.load(Ordering::Relaxed) && started.elapsed() < o.duration {
         std::thread::sleep(Duration::from_millis(20));
-        if !watchdog.tick(view.beats.load(Ordering::Relaxed)) {
-            eprintln!("demo: the strategy thread has not beaten for 5 s; stopping (watchdog pings stopped)");
-            stalled = true;
+        let stuck = supervisor.check(&sources.heartbeats());
+        // systemd's watchdog pings stop with the strategy's heartbeat (or any stall).
+        let beating = watchdog.tick(view.beats.load(Ordering::Relaxed));
+        if let Some(thread) = stuck.or_else(|| (!beating).then(|| "strategy".to_string())) {
+            sources.stalls.fetch_add(1, Ordering::Relaxed);
+            let ctl = (o.mode == DemoMode::Mock).then_some(&ctl_tx);
+            stall = Some(supervise::on_stall(
+                &thread,
+                ctl,
+                &view,
+                gw_cfg.as_ref(),
+                symbol,
+            ));
             break;
         }
         // The capture is finite: once it has played, give the engine a moment to drain, then stop.
@@ -543,11 +531,27 @@ fn run_with_mock(
     }
     let _ = crate::sdnotify::notify("STOPPING=1\nSTATUS=cancelling open orders");
     stop.store(true, Ordering::Relaxed);
-    let panicked = rt.join();
+    let panicked = match stall {
+        // A stuck thread may never return: wait a bounded time for the others.
+        Some(ref e) => {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(rt.join());
+            });
+            rx.recv_timeout(Duration::from_secs(5)).map_err(|_| {
+                anyhow::Error::new(crate::ExitWith {
+                    code: EXIT_STALLED,
+                    why: format!(
+                        "the {} thread stalled and did not stop; trading was halted: {e:?}",
+                        e.thread
+                    ),
+                })
+            })?
+        }
+        None => rt.join(),
+    };
     drop(control);
-    if stalled {
-        bail!("an engine thread stalled: stopped trading and cancelled what it could");
-    }
+    drop(metrics_server);
     mock.stop();
     if !panicked.is_empty() {
         bail!("engine thread(s) panicked: {panicked:?}");
@@ -575,6 +579,7 @@ fn run_with_mock(
     };
     let (c, ledger, checker, risk) = (st.counters, st.ledger, st.checker, st.risk);
     Ok(DemoReport {
+        stall,
         strategy: o.strategy.name.clone(),
         strategy_params,
         intents: c.intents,
@@ -663,6 +668,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
         json: a.json,
         record: a.record,
         faults: a.faults.unwrap_or_default(),
+        metrics: a.metrics,
+        stall_after: a.stall_after,
+        stall_strategy_after: a.fault_stall_strategy,
         control: a
             .control
             .as_deref()
@@ -679,6 +687,18 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let rep = run_demo(&o, crate::live_cmd::ctrl_c_flag())?;
     println!("{}", summary_text(&rep));
     println!("{}", json!(rep));
+    if let Some(e) = &rep.stall {
+        return Err(crate::ExitWith {
+            code: EXIT_STALLED,
+            why: format!(
+                "the {} thread stalled: trading halted, open orders cancelled ({} open at the venue after)",
+                e.thread,
+                e.venue_open_orders_after
+                    .map_or("unknown".into(), |n| n.to_string())
+            ),
+        }
+        .into());
+    }
     Ok(())
 }
 

@@ -15,6 +15,7 @@ pub mod journal_cmd;
 pub mod keys_cmd;
 pub mod live_cmd;
 pub mod model_cmd;
+pub mod monitor;
 pub mod order_cmd;
 pub mod order_ws;
 pub mod pcap;
@@ -22,3 +23,18 @@ pub mod replay_cmd;
 pub mod sdnotify;
 pub mod train_cmd;
 pub mod train_report;
+
+/// An error that asks `qalpha` for a particular exit code (docs/OPERATIONS.md lists them).
+#[derive(Debug)]
+pub struct ExitWith {
+    pub code: u8,
+    pub why: String,
+}
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.why)
+    }
+}
+
+impl std::error::Error for ExitWith {}

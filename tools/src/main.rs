@@ -200,6 +200,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if let Some(x) = e.downcast_ref::<qalpha_tools::ExitWith>() {
+                return ExitCode::from(x.code);
+            }
             ExitCode::FAILURE
         }
     }

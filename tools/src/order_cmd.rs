@@ -183,13 +183,19 @@ impl Session {
         let base = c
             .rest_url
             .clone()
-            .unwrap_or_else(|| defaults(venue, mode).rest)
-            .trim_end_matches('/')
-            .to_string();
+            .unwrap_or_else(|| defaults(venue, mode).rest);
+        Self::with(venue, &base, c.ca_file.as_deref(), signer)
+    }
+
+    fn with(
+        venue: Venue,
+        base: &str,
+        ca_file: Option<&std::path::Path>,
+        signer: Signer,
+    ) -> Result<Self> {
+        let base = base.trim_end_matches('/').to_string();
         let tls = if base.starts_with("https://") {
-            Some(qalpha_engine::transport::tls::client_config(
-                c.ca_file.as_deref(),
-            )?)
+            Some(qalpha_engine::transport::tls::client_config(ca_file)?)
         } else {
             None
         };
@@ -415,6 +421,39 @@ pub fn cancel_all(a: &CancelAllArgs) -> Result<String> {
         Venue::BybitLinear => bybit::rest_cancel_all(&s.signer, symbol, ts),
     };
     s.send(&req)
+}
+
+/// The supervisor's last resort when the thread that would cancel is stuck: every open order of
+/// `symbol` cancelled over REST with the gateway's own endpoint and keys, then the venue asked what
+/// is still open. Returns the cancel answer and the number of orders open after it.
+pub fn emergency_cancel_all(
+    cfg: &qalpha_venues::gateway::session::GatewayConfig,
+    symbol: Symbol,
+) -> Result<(String, usize)> {
+    let s = Session::with(
+        cfg.venue,
+        &cfg.rest_url,
+        cfg.ca_file.as_deref(),
+        cfg.signer.clone(),
+    )?;
+    let ts = s.timestamp_ms();
+    let req = match s.venue {
+        Venue::BinanceUsdm => binance::rest_cancel_all(&s.signer, symbol, ts),
+        Venue::BybitLinear => bybit::rest_cancel_all(&s.signer, symbol, ts),
+    };
+    let answer = s.send(&req)?;
+    let req = match s.venue {
+        Venue::BinanceUsdm => binance::rest_open_orders(&s.signer, symbol, s.timestamp_ms()),
+        Venue::BybitLinear => bybit::rest_open_orders(&s.signer, symbol, s.timestamp_ms()),
+    };
+    let open: serde_json::Value =
+        serde_json::from_str(&s.send(&req)?).context("the venue's open-order list is not JSON")?;
+    let n = match s.venue {
+        Venue::BinanceUsdm => open.as_array().map(Vec::len),
+        Venue::BybitLinear => open["result"]["list"].as_array().map(Vec::len),
+    }
+    .ok_or_else(|| anyhow!("the venue's open-order list has no list: {open}"))?;
+    Ok((answer, n))
 }
 
 /// Lists a symbol's open orders; returns the venue's JSON answer.

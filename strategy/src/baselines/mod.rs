@@ -107,6 +107,12 @@ pub trait TickStrategy {
     fn disagreement(&self) -> Option<f64> {
         None
     }
+    /// The models' latest outputs for monitoring: Oracle's median forecast (a return fraction),
+    /// the Strategist's action lean (P(long) − P(short)), Guardian's P(shock regime); `None` without
+    /// models.
+    fn model_outputs(&self) -> Option<[f64; 3]> {
+        None
+    }
     /// What the strategy counted, for run summaries (cold path: called at the end of a run or for a
     /// progress line). Baselines have nothing beyond the executor's counters.
     fn summary(&self) -> Vec<(&'static str, String)> {

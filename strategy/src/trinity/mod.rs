@@ -500,6 +500,16 @@ impl TickStrategy for Trinity {
         self.latest.map(|l| l.decision.disagreement)
     }
 
+    fn model_outputs(&self) -> Option<[f64; 3]> {
+        self.latest.map(|l| {
+            [
+                l.signals.q50,
+                l.signals.p_long - l.signals.p_short,
+                l.signals.p_shock,
+            ]
+        })
+    }
+
     fn summary(&self) -> Vec<(&'static str, String)> {
         let s = self.stats;
         let mut out = vec![

@@ -212,13 +212,13 @@ impl Drop for ControlServer {
 }
 
 /// A parsed request: method, path, the `X-TOTP` header.
-struct Request {
-    method: String,
-    path: String,
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) path: String,
     totp: Option<String>,
 }
 
-fn read_request(stream: &mut TcpStream) -> Option<Request> {
+pub(crate) fn read_request(stream: &mut TcpStream) -> Option<Request> {
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];

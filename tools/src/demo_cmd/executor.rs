@@ -219,6 +219,11 @@ impl Executor {
     }
 
     /// What the strategy counted (the Trinity: bars, inference runs, last decision); cold path.
+    /// The strategy's models' latest outputs (monitoring).
+    pub fn model_outputs(&self) -> Option<[f64; 3]> {
+        self.strategy.model_outputs()
+    }
+
     pub fn strategy_summary(&self) -> Vec<(&'static str, String)> {
         self.strategy.summary()
     }

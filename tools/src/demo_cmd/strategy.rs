@@ -183,6 +183,14 @@ impl Decider {
         }
     }
 
+    /// The models' latest outputs (forecast, action lean, P(shock)); `None` for the baselines.
+    pub fn model_outputs(&self) -> Option<[f64; 3]> {
+        match self {
+            Self::Tick(s) => s.model_outputs(),
+            Self::Bar { .. } => None,
+        }
+    }
+
     /// What the strategy counted, for the run's summary (cold path).
     pub fn summary(&self) -> Vec<(&'static str, String)> {
         match self {

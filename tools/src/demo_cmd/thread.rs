@@ -22,7 +22,9 @@
 //! Hot path (per event): ring pops and pushes, the executor, the paper venue's fill model; the
 //! report buffer is reused. Keeping commands for the caller (`keep_commands`) appends to a vector.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use qalpha_risk::RiskState;
 use std::time::{Duration, Instant};
 
 use qalpha_engine::event::MarketEvent;
@@ -38,27 +40,35 @@ use super::ledger::Ledger;
 use super::parts::{GatewaySummary, RiskSummary};
 use crate::backtest::tick_sim::SETTLE_ROUNDS;
 
-/// Counters the engine threads publish for the progress line (relaxed; display only).
-#[derive(Default)]
-pub(super) struct LiveView {
-    pub(super) events: AtomicU64,
-    pub(super) orders: AtomicU64,
-    pub(super) acks: AtomicU64,
-    pub(super) fills: AtomicU64,
-    pub(super) rejects: AtomicU64,
-    pub(super) position: AtomicI64,
-    /// The strategy thread's heartbeat: advanced when it idles and every 1,024 busy turns (the
-    /// main thread's watchdog reads it).
-    pub(super) beats: AtomicU64,
-}
+/// What the strategy thread publishes for the progress line, the monitor (`/metrics`) and the
+/// supervisor (its heartbeat): relaxed stores, no locks.
+pub(super) type LiveView = qalpha_engine::metrics::StrategyMetrics;
 
-fn publish(v: &LiveView, q: &Executor, events: u64) {
+/// Publishes the thread's state (after each busy turn; a handful of relaxed stores).
+fn publish(v: &LiveView, q: &Executor, events: u64, md_level: usize) {
+    let c = &q.counters;
     v.events.store(events, Ordering::Relaxed);
-    v.orders.store(q.counters.orders, Ordering::Relaxed);
-    v.acks.store(q.counters.acks, Ordering::Relaxed);
-    v.fills.store(q.counters.fills, Ordering::Relaxed);
-    v.rejects.store(q.counters.rejects, Ordering::Relaxed);
+    v.orders.store(c.orders, Ordering::Relaxed);
+    v.acks.store(c.acks, Ordering::Relaxed);
+    v.fills.store(c.fills, Ordering::Relaxed);
+    v.rejects.store(c.rejects, Ordering::Relaxed);
+    v.intents.store(c.intents, Ordering::Relaxed);
+    v.risk_rejects.store(c.risk_rejects, Ordering::Relaxed);
     v.position.store(q.ledger.position, Ordering::Relaxed);
+    v.pnl.set(q.ledger.net() as f64 / 1e16);
+    v.open_orders.set(q.live_orders() as i64);
+    v.md_ring_level.set(md_level as i64);
+    let state = q.risk.as_ref().map_or(RiskState::Active, |r| r.state());
+    v.risk_state.set(match state {
+        RiskState::Active => 0,
+        RiskState::Reducing => 1,
+        RiskState::Halted => 2,
+    });
+    if let Some([f, a, r]) = q.model_outputs() {
+        v.model_forecast.set(f);
+        v.model_action.set(a);
+        v.model_regime.set(r);
+    }
 }
 
 /// The control API's side on the strategy thread: operator commands in, the status snapshot out.
@@ -211,8 +221,11 @@ pub(super) struct Side<'a> {
     pub(super) view: &'a LiveView,
     /// Set when the strategy thread has wound down (the gateway may stop).
     pub(super) done: &'a AtomicBool,
-    /// The control API's link, if it runs.
+    /// Operator and supervisor commands, if any.
     pub(super) control: Option<ControlLink>,
+    /// Fault injection (tests): from this moment the thread stops working and beating until the
+    /// feed closes.
+    pub(super) stall_at: Option<Instant>,
 }
 
 /// Mock mode: the strategy thread against the gateway thread. Runs until the feed's ring is closed
@@ -230,11 +243,17 @@ pub(super) fn with_gateway(
         view,
         done,
         control: mut ctl,
+        stall_at,
     } = side;
     let mut checker = book_checker();
     let mut spins = 0u32;
     let mut turns = 0u64;
     loop {
+        if stall_at.is_some_and(|t| Instant::now() >= t) {
+            while !md_rx.is_abandoned() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let mut busy = false;
         while let Ok(r) = rep_rx.pop() {
             q.on_report(&r);
@@ -261,7 +280,7 @@ pub(super) fn with_gateway(
         }
         if busy {
             spins = 0;
-            publish(view, &q, checker.events);
+            publish(view, &q, checker.events, md_rx.slots());
         } else {
             wait.idle(&mut spins);
         }
@@ -277,7 +296,7 @@ pub(super) fn with_gateway(
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    publish(view, &q, checker.events);
+    publish(view, &q, checker.events, md_rx.slots());
     drop(cmd_tx);
     done.store(true, Ordering::Relaxed);
     StrategyResult::of(q, checker, None, Vec::new())
@@ -381,7 +400,7 @@ pub(super) fn with_paper(
                 checker.on_event(&ev);
                 paper.on_event(&mut q, &ev);
                 spins = 0;
-                publish(view, &q, checker.events);
+                publish(view, &q, checker.events, md_rx.slots());
             }
             Err(_) if md_rx.is_abandoned() => break,
             Err(_) => {
@@ -391,7 +410,7 @@ pub(super) fn with_paper(
         }
     }
     paper.shut_down(&mut q);
-    publish(view, &q, checker.events);
+    publish(view, &q, checker.events, md_rx.slots());
     let summary = GatewaySummary::from_paper(paper.venue.stats);
     let commands = paper.commands.unwrap_or_default();
     StrategyResult::of(q, checker, Some(summary), commands)

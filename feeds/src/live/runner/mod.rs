@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use mio::{Events, Poll, Token};
 use qalpha_engine::capture::{Connection, Record, RecordKind};
-use qalpha_engine::event::MarketEvent;
+use qalpha_engine::event::{MarketEvent, Venue};
+use qalpha_engine::metrics::{venue_index, FeedMetrics};
 use qalpha_engine::ring::Producer;
 use qalpha_engine::runtime::WaitMode;
 use qalpha_engine::Symbol;
@@ -49,6 +50,9 @@ pub struct LiveOptions {
     /// Open a replacement Binance connection this long after a connection opened (Binance cuts
     /// connections at 24 h), switching without a gap.
     pub rotate_after: Option<Duration>,
+    /// Where the thread publishes its counters for the monitor (`/metrics`) and its heartbeat for
+    /// the supervisor (every millisecond of its loop).
+    pub metrics: Option<Arc<FeedMetrics>>,
 }
 
 impl Default for LiveOptions {
@@ -64,6 +68,7 @@ impl Default for LiveOptions {
             weight_budget: 2000,
             seed: 0x5EED,
             rotate_after: Some(Duration::from_secs(23 * 3600)),
+            metrics: None,
         }
     }
 }
@@ -87,6 +92,8 @@ pub struct LiveStats {
     pub live_subscriptions: u64,
     /// Standby connections given up (did not catch up in time or failed).
     pub rotations_abandoned: u64,
+    /// Frames by venue (`metrics::venue_index`).
+    pub venue_frames: [u64; 2],
 }
 
 enum St {
@@ -324,6 +331,7 @@ impl FeedRunner {
         } = self;
         let Some(m) = conns.get_mut(idx) else { return };
         let conn_id = m.conn.id;
+        let vi = venue_index(m.plan.venue);
         let mut last_rx = 0u64;
         let mut on_frame = |recv_ns: u64, text: bool, payload: &[u8]| {
             let kind = if text {
@@ -344,6 +352,7 @@ impl FeedRunner {
                 out,
             );
             stats.frames += 1;
+            stats.venue_frames[vi] += 1;
             last_rx = recv_ns;
         };
         let res = match &mut m.state {
@@ -536,7 +545,35 @@ impl FeedRunner {
         }
     }
 
+    /// Publishes the counters for the monitor and advances the heartbeat (from `housekeep`).
+    fn publish_metrics(&self) {
+        let Some(m) = &self.opts.metrics else { return };
+        m.beats.inc();
+        let (bn, by) = (Venue::BinanceUsdm, Venue::BybitLinear);
+        m.frames_of(bn)
+            .set(self.stats.venue_frames[venue_index(bn)]);
+        m.frames_of(by)
+            .set(self.stats.venue_frames[venue_index(by)]);
+        let (bc, yc) = (self.router.binance.counters(), self.router.bybit.counters());
+        m.resyncs_of(bn).set(bc.resyncs);
+        m.resyncs_of(by).set(yc.resyncs);
+        m.ring_drops_of(bn).set(bc.ring_drops);
+        m.ring_drops_of(by).set(yc.ring_drops);
+        m.gaps_of(bn).set(self.router.binance.sync_counters().gaps);
+        m.gaps_of(by).set(self.router.bybit.sync_counters().gaps);
+        m.connects.set(self.stats.connects);
+        m.disconnects.set(self.stats.disconnects);
+        m.snapshot_failures.set(self.stats.snapshot_failures);
+        let open = self
+            .conns
+            .iter()
+            .filter(|c| matches!(c.state, St::Open(_)))
+            .count();
+        m.connections_open.set(open as i64);
+    }
+
     fn housekeep(&mut self, now: u64) {
+        self.publish_metrics();
         while let Some(cmd) = self.commands.as_ref().and_then(|r| r.try_recv().ok()) {
             self.on_command(cmd, now);
         }

@@ -3,6 +3,7 @@
 use mio::Token;
 use qalpha_engine::capture::{Record, RecordKind};
 use qalpha_engine::event::Venue;
+use qalpha_engine::metrics::venue_index;
 
 use super::{FeedRunner, St, MS};
 use crate::live::rotation::Standby;
@@ -125,6 +126,7 @@ impl FeedRunner {
                 &mut self.out,
             );
             self.stats.frames += 1;
+            self.stats.venue_frames[venue_index(self.conns[idx].plan.venue)] += 1;
         }
         let m = &mut self.conns[idx];
         m.opened_ns = now;

@@ -35,9 +35,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use mio::{Events, Poll, Token};
 use qalpha_engine::clock::now_ns;
+use qalpha_engine::metrics::GatewayMetrics;
 use qalpha_engine::order::{ClientOrderId, ExecKind, ExecReport, OrderAction, OrderCommand};
 use qalpha_engine::ring::{Consumer, Producer};
 use qalpha_engine::runtime::WaitMode;
@@ -48,13 +48,15 @@ use rustls::ClientConfig;
 
 mod from_config;
 mod io;
+mod stats;
+pub use stats::{latency_histogram, GatewayStats, OrderStamp};
 mod throttle;
 mod venue_sync;
 
 use super::account::{AccountUpdate, Balance, VenuePosition};
 use super::conn::{Conn, FrameBuf};
 use super::protocol::{Answer, Protocol};
-use super::tracker::{blank, Tracker, TrackerStats};
+use super::tracker::{blank, Tracker};
 use crate::clock_sync::ClockOffset;
 use crate::errors::{ErrorKind, RetryPolicy, VenueError};
 use crate::fill::FeeSchedule;
@@ -114,21 +116,9 @@ pub struct GatewayConfig {
     /// Keep the per-stage times of up to this many new orders sent over the WebSocket API in
     /// [`GatewayStats::order_trace`] (the latency benchmark's stage breakdown); 0: off (default).
     pub trace_orders: usize,
-}
-
-/// When one new order passed the gateway's stages (ns, the engine clock).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OrderStamp {
-    pub client_id: ClientOrderId,
-    /// The command's `tick_recv_ns` and `decided_ns`.
-    pub tick_recv_ns: u64,
-    pub decided_ns: u64,
-    /// Taken off the command ring (the gateway began with it).
-    pub dequeued_ns: u64,
-    /// Encoded and signed.
-    pub encoded_ns: u64,
-    /// Handed to the socket (TLS encrypt + `write` done).
-    pub written_ns: u64,
+    /// Where the gateway thread publishes its counters, latency histograms and heartbeat for the
+    /// monitor (`/metrics`) and the supervisor.
+    pub metrics: Option<Arc<GatewayMetrics>>,
 }
 
 impl GatewayConfig {
@@ -154,6 +144,7 @@ impl GatewayConfig {
             check_rules: true,
             client_rate_limits: true,
             trace_orders: 0,
+            metrics: None,
         }
     }
 }
@@ -163,57 +154,6 @@ impl GatewayConfig {
 pub enum GatewayError {
     #[error("{venue} gateway: {why}")]
     Start { venue: &'static str, why: String },
-}
-
-/// What the gateway counted.
-#[derive(Clone, Debug)]
-pub struct GatewayStats {
-    pub orders: u64,
-    pub cancels: u64,
-    pub amends: u64,
-    pub cancel_alls: u64,
-    /// Requests sent over the WebSocket API / over REST.
-    pub ws_requests: u64,
-    pub rest_requests: u64,
-    /// Order requests that went over REST because the WebSocket was not ready.
-    pub rest_fallbacks: u64,
-    /// Reconnects of the order WebSocket and the private stream (after the first connection).
-    pub order_ws_reconnects: u64,
-    pub private_reconnects: u64,
-    /// Reconciliation passes (start, after reconnects, polls while the stream is down).
-    pub reconciliations: u64,
-    /// Requests resent under a retry policy (clock re-sync, rate limit).
-    pub retries: u64,
-    /// Requests whose answer did not come within `ack_timeout`.
-    pub ack_timeouts: u64,
-    pub transport_errors: u64,
-    pub venue_errors: u64,
-    /// Private-stream messages that could not be read.
-    pub bad_private: u64,
-    pub dead_man_refreshes: u64,
-    /// New orders refused locally because trading is halted (credentials, ban).
-    pub halted_refusals: u64,
-    /// New orders refused locally by the instrument's rules (never sent).
-    pub rule_refusals: u64,
-    /// Requests held back by the client-side rate limits (new orders refused with the venue's
-    /// rate-limit code; cancels and amends sent when the window turns; reconciliation passes skipped).
-    pub throttled: u64,
-    pub halted: bool,
-    pub tracker: TrackerStats,
-    /// Tick `recv_ns` → the order's bytes handed to the socket (WS), or the signed request ready for
-    /// the blocking REST round trip (whose end is in `tick_to_answer`), ns.
-    pub tick_to_wire: Histogram<u64>,
-    /// Tick → the venue's answer processed, ns.
-    pub tick_to_answer: Histogram<u64>,
-    pub clock_offset_ns: i64,
-    pub last_error: Option<String>,
-    /// Per-stage times of new orders (only with [`GatewayConfig::trace_orders`]).
-    pub order_trace: Vec<OrderStamp>,
-}
-
-/// A latency histogram, 1 ns … 60 s at 3 significant digits.
-pub fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap_or_else(|_| Histogram::new(3).unwrap())
 }
 
 /// A WebSocket request awaiting its answer.
@@ -308,34 +248,7 @@ impl Gateway {
             positions: HashMap::new(),
             balances: HashMap::new(),
             last_positions: now,
-            stats: GatewayStats {
-                orders: 0,
-                cancels: 0,
-                amends: 0,
-                cancel_alls: 0,
-                ws_requests: 0,
-                rest_requests: 0,
-                rest_fallbacks: 0,
-                order_ws_reconnects: 0,
-                private_reconnects: 0,
-                reconciliations: 0,
-                retries: 0,
-                ack_timeouts: 0,
-                transport_errors: 0,
-                venue_errors: 0,
-                bad_private: 0,
-                dead_man_refreshes: 0,
-                halted_refusals: 0,
-                rule_refusals: 0,
-                throttled: 0,
-                halted: false,
-                tracker: TrackerStats::default(),
-                tick_to_wire: latency_histogram(),
-                tick_to_answer: latency_histogram(),
-                clock_offset_ns: 0,
-                last_error: None,
-                order_trace: Vec::with_capacity(cfg.trace_orders),
-            },
+            stats: GatewayStats::new(cfg.trace_orders),
             trace_dequeued_ns: 0,
             cfg,
         };
@@ -400,7 +313,10 @@ impl Gateway {
     ) -> GatewayStats {
         let mut out = Vec::with_capacity(16);
         let mut spins = 0u32;
+        let mut turns = 0u64;
+        let metrics = self.cfg.metrics.clone();
         loop {
+            turns += 1;
             let mut busy = false;
             while let Ok(cmd) = cmds.pop() {
                 busy = true;
@@ -415,7 +331,16 @@ impl Gateway {
             // Never block in the poll: commands arrive on the ring, which the poll cannot see.
             // Idle waiting is the thread's wait mode (park: spin briefly, then 50 µs naps).
             self.poll_io(Some(Duration::ZERO), &mut out);
-            if out.is_empty() && !busy {
+            let idle = out.is_empty() && !busy;
+            if let Some(m) = &metrics {
+                for r in &out {
+                    m.on_report(r.kind);
+                }
+                if idle || turns.is_multiple_of(1024) {
+                    self.publish_metrics(m, cmds.slots());
+                }
+            }
+            if idle {
                 wait.idle(&mut spins);
             } else {
                 spins = 0;
@@ -425,6 +350,24 @@ impl Gateway {
             }
         }
         self.finish()
+    }
+
+    /// Counters for the monitor, and the heartbeat (a few relaxed stores; when idle and every
+    /// 1,024 busy turns).
+    fn publish_metrics(&self, m: &GatewayMetrics, ring_level: usize) {
+        let s = &self.stats;
+        m.beats.inc();
+        m.sent.set(s.orders);
+        m.cancels_sent.set(s.cancels + s.cancel_alls);
+        m.ws_reconnects
+            .set(s.order_ws_reconnects + s.private_reconnects);
+        m.rest_fallbacks.set(s.rest_fallbacks);
+        m.transport_errors.set(s.transport_errors);
+        m.venue_errors.set(s.venue_errors);
+        m.throttled.set(s.throttled);
+        m.pending.set(self.pending.len() as i64);
+        m.cmd_ring_level.set(ring_level as i64);
+        m.halted.set(i64::from(s.halted));
     }
 
     /// Final counters (closes connections).
@@ -534,6 +477,9 @@ impl Gateway {
                             let written_ns = now_ns();
                             let ns = written_ns.saturating_sub(cmd.tick_recv_ns).max(1);
                             self.stats.tick_to_wire.saturating_record(ns);
+                            if let Some(m) = &self.cfg.metrics {
+                                m.tick_to_order.record(ns);
+                            }
                             if self.stats.order_trace.len() < self.cfg.trace_orders {
                                 self.stats.order_trace.push(OrderStamp {
                                     client_id: o.client_id,
@@ -574,6 +520,9 @@ impl Gateway {
         if matches!(cmd.action, OrderAction::New(_)) {
             let ns = now_ns().saturating_sub(cmd.tick_recv_ns).max(1);
             self.stats.tick_to_wire.saturating_record(ns);
+            if let Some(m) = &self.cfg.metrics {
+                m.tick_to_order.record(ns);
+            }
         }
         let result = match self.rest_call_for(&req, Some(&cmd.action)) {
             Ok((status, body)) => self.proto.parse_rest(status, &body),
@@ -599,6 +548,9 @@ impl Gateway {
         if matches!(cmd.action, OrderAction::New(_)) {
             let ns = now_ns().saturating_sub(cmd.tick_recv_ns).max(1);
             self.stats.tick_to_answer.saturating_record(ns);
+            if let Some(m) = &self.cfg.metrics {
+                m.tick_to_answer.record(ns);
+            }
         }
         let is_new = matches!(cmd.action, OrderAction::New(_));
         match result {
