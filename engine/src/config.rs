@@ -36,13 +36,15 @@
 //!
 //! [account]           # optional: the backtest's starting equity (quote currency)
 //! initial_equity = "10000"
+//!
+//! [alerts]            # optional: alert channels and limits, read by `qalpha_tools::alerts`
 //! ```
 //!
 //! URLs left out fall back to the venue's own for the mode (`qalpha_venues::endpoints`, which
 //! parses `mode`; the engine does not depend on the venues crate, so the mode is kept as text here
 //! and checked against [`MODES`]).
 //!
-//! `[risk]`, `[strategy]`, `[fees]` and `[account]` are carried as raw tables and checked by the code
+//! `[risk]`, `[strategy]`, `[fees]`, `[account]` and `[alerts]` are carried as raw tables and checked by the code
 //! that reads them (the engine depends on none of it). [`apply_set`] and [`parse_with_overrides`] apply `--set key.path=value`
 //! overrides to the document before it is read, so every key, theirs included, can be overridden
 //! from the command line.
@@ -95,6 +97,8 @@ pub struct EngineConfig {
     pub fees: Option<toml::Table>,
     /// The raw `[account]` table (`initial_equity` of a backtest); `None` when absent.
     pub account: Option<toml::Table>,
+    /// The raw `[alerts]` table (checked by `qalpha_tools::alerts`); `None` when absent.
+    pub alerts: Option<toml::Table>,
     /// Where the config came from (the file, or what [`EngineConfig::parse`] was told), for the
     /// errors of the crates that read `risk` / `strategy`; empty for a config built in code.
     pub origin: String,
@@ -122,6 +126,7 @@ impl Default for EngineConfig {
             strategy: None,
             fees: None,
             account: None,
+            alerts: None,
             origin: String::new(),
         }
     }
@@ -198,6 +203,7 @@ struct ConfigFile {
     strategy: Option<toml::Table>,
     fees: Option<toml::Table>,
     account: Option<toml::Table>,
+    alerts: Option<toml::Table>,
 }
 
 /// A `[[venues]]` entry as written.
@@ -255,6 +261,7 @@ impl From<ConfigFile> for EngineConfig {
             strategy: f.strategy,
             fees: f.fees,
             account: f.account,
+            alerts: f.alerts,
             origin: String::new(),
         }
     }

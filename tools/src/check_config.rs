@@ -57,6 +57,25 @@ pub fn check(a: &CheckConfigArgs) -> Result<Vec<String>> {
         risk.max_leverage,
         risk.symbols.len()
     ));
+    let alerts = crate::alerts::AlertConfig::from_table(cfg.alerts.as_ref())?;
+    out.push(format!(
+        "alerts: {} channel(s){}",
+        alerts.sinks.len(),
+        if alerts.sinks.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({}), at most {} a minute",
+                alerts
+                    .sinks
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                alerts.max_per_minute
+            )
+        }
+    ));
     // [fees], [account] and the shape of [strategy] (single values, [strategy.SYMBOL] tables): as a
     // backtest or paper run reads them.
     let name = a.strategy.clone().unwrap_or_else(|| "sma-cross".into());

@@ -38,7 +38,7 @@ mod supervise;
 mod thread;
 mod wiring;
 
-pub use report::{DemoReport, Recorded};
+pub use report::{AlertCounts, DemoReport, Recorded};
 pub use supervise::Emergency;
 
 pub(crate) use wiring::{mock_feed_plans, mock_gateway_config, start_mock};
@@ -209,6 +209,8 @@ pub struct DemoOptions {
     /// Fault injection for tests: the strategy thread stops beating (and working) this long after
     /// it starts, until the run stops.
     pub stall_strategy_after: Option<Duration>,
+    /// Alert channels and limits (`[alerts]`; no channels: no alerts).
+    pub alerts: crate::alerts::AlertConfig,
 }
 
 impl Default for DemoOptions {
@@ -231,6 +233,7 @@ impl Default for DemoOptions {
             metrics: None,
             stall_after: Duration::from_secs(5),
             stall_strategy_after: None,
+            alerts: Default::default(),
         }
     }
 }
@@ -488,21 +491,37 @@ fn run_with_mock(
     let mut watchdog = crate::sdnotify::Watchdog::new(o.stall_after);
     let mut supervisor = crate::monitor::Supervisor::new(o.stall_after);
     let mut stall = None;
+    let mut alerts = match o.alerts.sinks.is_empty() {
+        true => None,
+        false => Some(supervise::AlertWatch::start(o.alerts.clone())?),
+    };
     while !stop.load(Ordering::Relaxed) && started.elapsed() < o.duration {
         std::thread::sleep(Duration::from_millis(20));
+        if let Some(w) = alerts.as_mut() {
+            let drops = feed_metrics.disconnects.get() + gw_metrics.ws_reconnects.get();
+            w.tick(&view, &status, drops);
+        }
         let stuck = supervisor.check(&sources.heartbeats());
         // systemd's watchdog pings stop with the strategy's heartbeat (or any stall).
         let beating = watchdog.tick(view.beats.load(Ordering::Relaxed));
         if let Some(thread) = stuck.or_else(|| (!beating).then(|| "strategy".to_string())) {
             sources.stalls.fetch_add(1, Ordering::Relaxed);
             let ctl = (o.mode == DemoMode::Mock).then_some(&ctl_tx);
-            stall = Some(supervise::on_stall(
-                &thread,
-                ctl,
-                &view,
-                gw_cfg.as_ref(),
-                symbol,
-            ));
+            let e = supervise::on_stall(&thread, ctl, &view, gw_cfg.as_ref(), symbol);
+            if let Some(w) = &alerts {
+                w.alerter.raise(crate::alerts::Alert::new(
+                    &format!("stall:{thread}"),
+                    crate::alerts::Severity::Critical,
+                    &format!("the {thread} thread stalled: trading halted"),
+                    &format!(
+                        "Open orders cancelled over REST ({}); open at the venue after: {}. The engine stopped (exit 3).",
+                        e.rest_error.as_deref().unwrap_or("done"),
+                        e.venue_open_orders_after
+                            .map_or("unknown".into(), |n| n.to_string())
+                    ),
+                ));
+            }
+            stall = Some(e);
             break;
         }
         // The capture is finite: once it has played, give the engine a moment to drain, then stop.
@@ -552,6 +571,14 @@ fn run_with_mock(
     };
     drop(control);
     drop(metrics_server);
+    let alert_counts = alerts.map(|w| {
+        w.alerter.raise(supervise::summary_alert(
+            "summary:shutdown",
+            "engine stopped: run summary",
+            &view,
+        ));
+        AlertCounts::of(&w.alerter.finish())
+    });
     mock.stop();
     if !panicked.is_empty() {
         bail!("engine thread(s) panicked: {panicked:?}");
@@ -580,6 +607,7 @@ fn run_with_mock(
     let (c, ledger, checker, risk) = (st.counters, st.ledger, st.checker, st.risk);
     Ok(DemoReport {
         stall,
+        alerts: alert_counts,
         strategy: o.strategy.name.clone(),
         strategy_params,
         intents: c.intents,
@@ -669,6 +697,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         record: a.record,
         faults: a.faults.unwrap_or_default(),
         metrics: a.metrics,
+        alerts: crate::alerts::AlertConfig::from_table(cfg.alerts.as_ref())?,
         stall_after: a.stall_after,
         stall_strategy_after: a.fault_stall_strategy,
         control: a

@@ -1,6 +1,7 @@
 //! The `qalpha` command-line tool's library: each subcommand's work, separate from argument parsing
 //! (so tests and benches call the same code the binary runs).
 
+pub mod alerts;
 pub mod backtest;
 pub mod bench_cmd;
 pub mod check_config;

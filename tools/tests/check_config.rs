@@ -105,6 +105,18 @@ fn mistakes_name_their_key_and_why() {
             "treshold",
         ),
         (
+            "alerts.toml",
+            format!("{BASE}\n[alerts]\nmax_per_minute = 6\n[alerts.webhook]\nurl = \"ftp://x\"\n"),
+            vec![],
+            "[alerts.webhook]: the URL must start with https://",
+        ),
+        (
+            "alerts_key.toml",
+            format!("{BASE}\n[alerts]\nmax_per_minut = 6\n"),
+            vec![],
+            "[alerts] max_per_minut: unknown key",
+        ),
+        (
             "syntax.toml",
             BASE.replace("[risk]", "[risk"),
             vec![],

@@ -11,6 +11,8 @@ use super::{DemoMode, Emergency, Latency};
 pub struct DemoReport {
     /// The supervisor found an engine thread stuck and halted trading (the run then stopped).
     pub stall: Option<Emergency>,
+    /// What the alert thread did (when `[alerts]` has channels).
+    pub alerts: Option<AlertCounts>,
     /// The strategy's registry name and the params it was given (bar strategies: `bar_ms` too).
     pub strategy: String,
     pub strategy_params: std::collections::BTreeMap<String, String>,
@@ -94,4 +96,28 @@ pub struct DemoReport {
 pub struct Recorded {
     pub file: PathBuf,
     pub records: u64,
+}
+
+/// The alert thread's counters at the end of a run.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct AlertCounts {
+    pub raised: u64,
+    /// Deliveries (one per alert and channel).
+    pub sent: u64,
+    pub deduplicated: u64,
+    pub rate_limited: u64,
+    pub failed: u64,
+}
+
+impl AlertCounts {
+    pub fn of(c: &crate::alerts::AlertCounters) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        Self {
+            raised: c.raised.load(Relaxed),
+            sent: c.sent.load(Relaxed),
+            deduplicated: c.deduplicated.load(Relaxed),
+            rate_limited: c.rate_limited.load(Relaxed),
+            failed: c.failed.load(Relaxed),
+        }
+    }
 }

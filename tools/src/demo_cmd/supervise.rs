@@ -17,6 +17,7 @@ use qalpha_engine::Symbol;
 use qalpha_venues::gateway::session::GatewayConfig;
 
 use super::thread::LiveView;
+use crate::alerts::{Alert, AlertConfig, Alerter, DailyClock, Severity, Storm};
 use crate::control::ControlCmd;
 
 /// What the supervisor did about a stalled thread.
@@ -81,4 +82,128 @@ pub(super) fn on_stall(
             .map_or("unknown".to_string(), |n| n.to_string()),
     );
     e
+}
+
+/// The engine events that raise alerts, watched from the main thread (never the hot threads):
+/// risk state changes (halts with the kill switch's name, reducing), disconnect storms, the daily
+/// summary; stalls are raised by the caller.
+pub(super) struct AlertWatch {
+    pub(super) alerter: Alerter,
+    state: i64,
+    /// Turns spent waiting for the halt's reason.
+    waits: u32,
+    storm: Storm,
+    daily: DailyClock,
+}
+
+impl AlertWatch {
+    pub(super) fn start(cfg: AlertConfig) -> anyhow::Result<AlertWatch> {
+        let storm = Storm::new(cfg.disconnect_storm, cfg.disconnect_window);
+        let daily = DailyClock::new(cfg.daily_summary_utc_hour, now_ms());
+        Ok(AlertWatch {
+            alerter: Alerter::start(cfg)?,
+            state: 0,
+            waits: 0,
+            storm,
+            daily,
+        })
+    }
+
+    /// One look (every main-loop turn).
+    pub(super) fn tick(
+        &mut self,
+        view: &LiveView,
+        status: &std::sync::Mutex<serde_json::Value>,
+        disconnects: u64,
+    ) {
+        let state = view.risk_state.get();
+        if state != self.state {
+            let why = status
+                .lock()
+                .ok()
+                .and_then(|s| s["halt_reason"].as_str().map(str::to_string));
+            // The status (with the switch's name) is republished at most every 200 ms: wait for
+            // it up to a second before raising the halt without a name.
+            if state == 2 && why.is_none() && self.waits < 50 {
+                self.waits += 1;
+                return;
+            }
+            self.waits = 0;
+            let why = why.unwrap_or_else(|| "unknown".into());
+            let a = match state {
+                2 => Some(Alert::new(
+                    &format!("halt:{why}"),
+                    Severity::Critical,
+                    &format!("trading halted ({why})"),
+                    &format!(
+                        "Kill switch or operator: {why}. Open orders cancelled, positions being flattened; only an operator resume trades again. PnL {:.2} USDT.",
+                        view.pnl.get()
+                    ),
+                )),
+                1 => Some(Alert::new(
+                    "reducing",
+                    Severity::Warning,
+                    "risk is reducing positions",
+                    "Volatility spike: only orders that cut exposure are accepted.",
+                )),
+                _ if self.state == 2 => Some(Alert::new(
+                    "resumed",
+                    Severity::Info,
+                    "trading resumed",
+                    "The halt was lifted by an operator.",
+                )),
+                _ => None,
+            };
+            if let Some(a) = a {
+                self.alerter.raise(a);
+            }
+            self.state = state;
+        }
+        if let Some(n) = self.storm.update(disconnects, Instant::now()) {
+            self.alerter.raise(Alert::new(
+                "disconnects",
+                Severity::Warning,
+                "disconnect storm",
+                &format!("{n} connections to the venue dropped within the alert window."),
+            ));
+        }
+        if let Some(day) = self.daily.due(now_ms()) {
+            self.alerter.raise(summary_alert(
+                &format!("summary:{day}"),
+                "daily summary",
+                view,
+            ));
+        }
+    }
+}
+
+/// A summary of the run so far (daily, and at shutdown).
+pub(super) fn summary_alert(key: &str, title: &str, view: &LiveView) -> Alert {
+    let ld = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    Alert::new(
+        key,
+        Severity::Info,
+        title,
+        &format!(
+            "PnL {:.4} USDT (net of fees), position {}, orders {}, fills {}, rejects {}, risk refusals {}, risk state {}.",
+            view.pnl.get(),
+            super::ledger::decimal(
+                view.position.load(std::sync::atomic::Ordering::Relaxed) as i128,
+                8
+            ),
+            ld(&view.orders),
+            ld(&view.fills),
+            ld(&view.rejects),
+            ld(&view.risk_rejects),
+            qalpha_engine::metrics::RISK_STATE_NAMES
+                .get(view.risk_state.get() as usize)
+                .unwrap_or(&"?"),
+        ),
+    )
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
