@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod decimal;
 pub mod event;
+pub mod journal;
 pub mod metrics;
 pub mod order;
 pub mod replay;

@@ -64,6 +64,7 @@ use qalpha_venues::mock::FaultSpec;
 use serde_json::json;
 
 use crate::monitor::{MetricsServer, Sources};
+use crate::order_journal::OrderJournal;
 use executor::{Executor, Market};
 use ledger::decimal;
 use qalpha_engine::metrics::{FeedMetrics, GatewayMetrics};
@@ -161,6 +162,10 @@ pub struct DemoArgs {
     /// starts.
     #[arg(long, value_parser = parse_dur, hide = true)]
     pub fault_stall_strategy: Option<Duration>,
+    /// The order journal: every order command, ack, fill, cancel and reject, and the engine's
+    /// system events, appended as JSON lines (read it with `qalpha journal`).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
 }
 
 fn parse_faults(s: &str) -> Result<FaultSpec, String> {
@@ -211,6 +216,8 @@ pub struct DemoOptions {
     pub stall_strategy_after: Option<Duration>,
     /// Alert channels and limits (`[alerts]`; no channels: no alerts).
     pub alerts: crate::alerts::AlertConfig,
+    /// The order journal.
+    pub journal: Option<PathBuf>,
 }
 
 impl Default for DemoOptions {
@@ -234,6 +241,7 @@ impl Default for DemoOptions {
             stall_after: Duration::from_secs(5),
             stall_strategy_after: None,
             alerts: Default::default(),
+            journal: None,
         }
     }
 }
@@ -307,7 +315,19 @@ fn run_with_mock(
         c.metrics = Some(gw_metrics.clone());
         c
     });
-    let gw = match o.mode {
+    let (journal, mut journal_tx) = match &o.journal {
+        Some(p) => {
+            let (j, tx) = OrderJournal::start(p)?;
+            j.system(
+                "start",
+                json!({"mode": o.mode, "strategy": o.strategy.name, "pid": std::process::id(),
+                       "version": env!("CARGO_PKG_VERSION")}),
+            );
+            (Some(j), Some(tx))
+        }
+        None => (None, None),
+    };
+    let mut gw = match o.mode {
         DemoMode::Mock => Venues::Gateway(Box::new(Gateway::connect(
             gw_cfg.clone().context("gateway config")?,
         )?)),
@@ -317,6 +337,14 @@ fn run_with_mock(
         ))),
     };
 
+    match &mut gw {
+        Venues::Gateway(g) => {
+            if let Some(tx) = journal_tx.take() {
+                g.set_journal(tx);
+            }
+        }
+        Venues::Paper(_) => {}
+    }
     // Paper mode needs no gateway thread: the paper venue runs on the strategy thread.
     let names: &[&str] = match o.mode {
         DemoMode::Mock => &["qa-feed", "qa-strategy", "qa-gateway"],
@@ -446,7 +474,7 @@ fn run_with_mock(
         Venues::Paper(paper) => {
             let keep = o.keep_commands;
             rt.spawn(&specs[1].name, pl[1], move |p| {
-                let res = thread::with_paper(q, &mut md_rx, *paper, keep, p.wait, &v);
+                let res = thread::with_paper(q, &mut md_rx, *paper, (keep, journal_tx), p.wait, &v);
                 let _ = strat_res_tx.send(res);
             })?;
         }
@@ -521,6 +549,9 @@ fn run_with_mock(
                     ),
                 ));
             }
+            if let Some(j) = &journal {
+                j.system("stall", json!(e));
+            }
             stall = Some(e);
             break;
         }
@@ -571,6 +602,24 @@ fn run_with_mock(
     };
     drop(control);
     drop(metrics_server);
+    let journal_records = match journal {
+        Some(j) => {
+            j.system(
+                "stop",
+                json!({
+                    "why": if stall.is_some() { "stall" } else if tape_end.is_some() { "capture ended" }
+                           else if stop.load(Ordering::Relaxed) && started.elapsed() < o.duration { "signal" }
+                           else { "duration" },
+                    "elapsed_s": started.elapsed().as_secs_f64(),
+                    "orders": view.orders.load(Ordering::Relaxed),
+                    "fills": view.fills.load(Ordering::Relaxed),
+                    "risk_state": view.risk_state.get(),
+                }),
+            );
+            Some(j.finish().context("--journal")?)
+        }
+        None => None,
+    };
     let alert_counts = alerts.map(|w| {
         w.alerter.raise(supervise::summary_alert(
             "summary:shutdown",
@@ -608,6 +657,7 @@ fn run_with_mock(
     Ok(DemoReport {
         stall,
         alerts: alert_counts,
+        journal_records,
         strategy: o.strategy.name.clone(),
         strategy_params,
         intents: c.intents,
@@ -698,6 +748,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         faults: a.faults.unwrap_or_default(),
         metrics: a.metrics,
         alerts: crate::alerts::AlertConfig::from_table(cfg.alerts.as_ref())?,
+        journal: a.journal,
         stall_after: a.stall_after,
         stall_strategy_after: a.fault_stall_strategy,
         control: a

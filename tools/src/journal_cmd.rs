@@ -1,8 +1,10 @@
 //! `qalpha journal FILE… [--since T] [--until T] [--kind K,…] [--csv]`: reads the engine's journals in
 //! time order — the risk journal (`--risk-journal`: every pre-trade decision on an order, every risk
-//! state change, the day's PnL after fills, API-error counts) and the control API's audit file
-//! (`--control-audit`: operator commands and refusals). A journal cut by a crash reads up to its last
-//! whole record and says where it stopped; a file that is neither is an error naming it.
+//! state change, the day's PnL after fills, API-error counts), the order journal (`--journal`: every
+//! order command, ack, fill, cancel, reject, amend and the engine's system events) and the control
+//! API's audit file (`--control-audit`: operator commands and refusals). A journal cut by a crash
+//! reads up to its last whole record and says where it stopped; a file that is none of these is an
+//! error naming it.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,7 +16,23 @@ use crate::backtest::cmd::parse_time;
 use crate::backtest::report_dir::utc;
 
 /// The kinds `--kind` accepts.
-pub const KINDS: [&str; 5] = ["decision", "state", "day_pnl", "api_errors", "control"];
+pub const KINDS: [&str; 12] = [
+    "decision",
+    "state",
+    "day_pnl",
+    "api_errors",
+    "control",
+    "order",
+    "ack",
+    "fill",
+    "cancel",
+    "reject",
+    "amend",
+    "system",
+];
+
+/// The order journal's kinds (rendered like decisions: venue, symbol, side, qty @ price).
+const ORDER_KINDS: [&str; 6] = ["order", "ack", "fill", "cancel", "reject", "amend"];
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct JournalArgs {
@@ -27,7 +45,8 @@ pub struct JournalArgs {
     /// Before this time: epoch ms or YYYY-MM-DD (UTC).
     #[arg(long)]
     pub until: Option<String>,
-    /// Only these kinds (comma-separated): decision, state, day_pnl, api_errors, control.
+    /// Only these kinds (comma-separated): decision, state, day_pnl, api_errors (risk journal),
+    /// control (control audit), order, ack, fill, cancel, reject, amend, system (order journal).
     #[arg(long, value_delimiter = ',')]
     pub kind: Vec<String>,
     /// CSV (ts_ms,utc,kind,venue,symbol,side,price,qty,client_id,detail) instead of text.
@@ -168,6 +187,77 @@ fn control_rows(path: &Path, text: &str) -> Result<Vec<Row>> {
     Ok(out)
 }
 
+/// The order journal's lines (`--journal`; the header line first).
+fn order_rows(path: &Path, text: &str) -> Result<Vec<Row>> {
+    let mut out = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let at = || format!("{}:{}", path.display(), i + 1);
+        let v: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            // A crash mid-write leaves a partial last line: read up to it and say so.
+            Err(_) if i + 1 == text.lines().count() && !text.ends_with('\n') => {
+                eprintln!("warning: {}: the last line is cut short (a crash while writing); read the lines before it", at());
+                break;
+            }
+            Err(e) => bail!("{}: not a JSON line of an order journal: {e}", at()),
+        };
+        let kind = v["kind"].as_str().unwrap_or("");
+        let Some(kind) = KINDS.iter().copied().find(|k| *k == kind) else {
+            bail!("{}: unknown order journal kind {kind:?}", at());
+        };
+        let ts = v["ts_ms"]
+            .as_u64()
+            .with_context(|| format!("{}: no ts_ms", at()))?;
+        let text_of = |k: &str| v[k].as_str().unwrap_or("").to_string();
+        let mut row = Row::new(ts, kind, String::new());
+        if kind == "system" {
+            row.detail = format!("{} {}", text_of("event"), v["detail"]);
+        } else {
+            row.venue = text_of("venue");
+            row.symbol = text_of("symbol");
+            row.side = text_of("side");
+            row.client_id = text_of("client_id");
+            if kind == "order" {
+                row.price = text_of("price");
+                row.qty = text_of("qty");
+                row.detail = match text_of("action").as_str() {
+                    "new" => format!(
+                        "new {} {}{}",
+                        text_of("type"),
+                        text_of("tif"),
+                        if v["reduce_only"] == true {
+                            " reduce-only"
+                        } else {
+                            ""
+                        }
+                    ),
+                    a => a.to_string(),
+                };
+            } else {
+                row.price = text_of("last_px");
+                row.qty = text_of("last_qty");
+                row.detail = format!(
+                    "{} cum {} leaves {}{}",
+                    text_of("report"),
+                    text_of("cum_qty"),
+                    text_of("leaves_qty"),
+                    match v["reason"].as_i64() {
+                        Some(r) if r != 0 => format!(" reason {r}"),
+                        _ => String::new(),
+                    }
+                );
+            }
+        }
+        out.push(row);
+    }
+    Ok(out)
+}
+
 /// Every entry of `files`, in time order (stable: a file's own order kept on ties); warnings on
 /// stderr for journals cut short.
 pub fn read(files: &[PathBuf]) -> Result<Vec<Row>> {
@@ -193,11 +283,19 @@ pub fn read(files: &[PathBuf]) -> Result<Vec<Row>> {
             Err(JournalError::NotAJournal { .. }) => {
                 let text = std::fs::read_to_string(f).with_context(|| {
                     format!(
-                        "{}: neither a risk journal nor a control audit file",
+                        "{}: neither a risk journal, an order journal nor a control audit file",
                         f.display()
                     )
                 })?;
-                rows.extend(control_rows(f, &text)?);
+                if text
+                    .lines()
+                    .next()
+                    .is_some_and(|l| l.contains(crate::order_journal::HEADER_KEY))
+                {
+                    rows.extend(order_rows(f, &text)?);
+                } else {
+                    rows.extend(control_rows(f, &text)?);
+                }
             }
             Err(e) => return Err(e.into()),
         }
@@ -236,7 +334,7 @@ pub fn render(rows: &[Row], csv: bool) -> String {
                 csv_field(&r.client_id),
                 csv_field(&r.detail)
             );
-        } else if r.kind == "decision" {
+        } else if r.kind == "decision" || ORDER_KINDS.contains(&r.kind) {
             let _ = writeln!(
                 out,
                 "{}  {:<10} {} {} {} {} @ {}  {}  ({})",

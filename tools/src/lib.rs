@@ -18,6 +18,7 @@ pub mod live_cmd;
 pub mod model_cmd;
 pub mod monitor;
 pub mod order_cmd;
+pub mod order_journal;
 pub mod order_ws;
 pub mod pcap;
 pub mod replay_cmd;

@@ -115,3 +115,48 @@ fn a_demo_journal_reads_back() {
     let (ok, _, err) = qalpha(&["journal"], &[&junk]);
     assert!(!ok && err.contains("junk.txt"), "{err}");
 }
+
+#[test]
+fn an_order_journal_cut_by_a_crash_reads_to_its_last_whole_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("orders.jsonl");
+    let (ok, _, err) = qalpha(
+        &[
+            "demo",
+            "--mode",
+            "paper",
+            "--duration",
+            "6s",
+            "--strategy",
+            "obi-taker",
+            "--journal",
+        ],
+        &[&j],
+    );
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&j).unwrap();
+    let whole = text.lines().count() - 1;
+    assert!(whole > 3, "{text}");
+    let (ok, all, _) = qalpha(&["journal", "--csv"], &[&j]);
+    assert!(ok);
+    assert_eq!(all.lines().count() - 1, whole, "one row per journal line");
+    assert!(
+        all.contains(",order,binance,BTCUSDT,") && all.contains(",fill,"),
+        "{all}"
+    );
+    // Cut the file inside its last line.
+    let cut = dir.path().join("cut.jsonl");
+    std::fs::write(&cut, &text[..text.len() - 10]).unwrap();
+    let (ok, rows, err) = qalpha(&["journal", "--csv"], &[&cut]);
+    assert!(ok, "{err}");
+    assert_eq!(rows.lines().count() - 1, whole - 1);
+    assert!(err.contains("cut short"), "{err}");
+    // Damage in the middle is an error naming the line.
+    let bad = dir.path().join("bad.jsonl");
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[2] = "{not json";
+    std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
+    let (ok, _, err) = qalpha(&["journal"], &[&bad]);
+    assert!(!ok);
+    assert!(err.contains("bad.jsonl:3"), "{err}");
+}

@@ -13,6 +13,7 @@ fn sigterm_cancels_every_open_order_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let summary = dir.path().join("summary.json");
     let journal = dir.path().join("risk.qrisk");
+    let orders = dir.path().join("orders.jsonl");
     let mut child = Command::new(env!("CARGO_BIN_EXE_qalpha"))
         .args([
             "demo",
@@ -27,6 +28,8 @@ fn sigterm_cancels_every_open_order_and_exits_cleanly() {
         .arg(&summary)
         .arg("--risk-journal")
         .arg(&journal)
+        .arg("--journal")
+        .arg(&orders)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -75,5 +78,60 @@ fn sigterm_cancels_every_open_order_and_exits_cleanly() {
     assert!(
         decisions >= s["orders"].as_u64().unwrap(),
         "{decisions} decisions journaled: {s}"
+    );
+    // The order journal was flushed: every new order it holds reached a final state (filled,
+    // cancelled, rejected or expired), as many as the engine sent, and the stop is the last entry.
+    let lines: Vec<Value> = std::fs::read_to_string(&orders)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let new_ids: Vec<&str> = lines
+        .iter()
+        .filter(|v| v["kind"] == "order" && v["action"] == "new")
+        .map(|v| v["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(new_ids.len() as u64, s["orders"].as_u64().unwrap());
+    for id in &new_ids {
+        let last = lines
+            .iter()
+            .filter(|v| v["client_id"] == *id && v["kind"] != "order")
+            .last()
+            .unwrap_or_else(|| panic!("no report for {id}"));
+        let done = match last["kind"].as_str().unwrap() {
+            "cancel" | "reject" => true,
+            "fill" => last["leaves_qty"] == "0",
+            _ => false,
+        };
+        assert!(done, "{id} not final in the journal: {last}");
+    }
+    assert!(lines
+        .iter()
+        .any(|v| v["kind"] == "order" && v["action"] == "cancel"));
+    let stop = lines.last().unwrap();
+    assert_eq!(stop["kind"], "system");
+    assert_eq!(stop["event"], "stop");
+    assert_eq!(stop["detail"]["why"], "signal", "{stop}");
+    // `qalpha journal` reads it with the risk journal, in time order.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qalpha"))
+        .args(["journal", "--kind", "order,cancel,system", "--csv"])
+        .arg(&orders)
+        .arg(&journal)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.lines().skip(1).all(|l| {
+        let k = l.split(',').nth(2).unwrap();
+        k == "order" || k == "cancel" || k == "system"
+    }));
+    assert!(
+        csv.contains(",system,") && csv.contains(",order,binance,BTCUSDT,"),
+        "{csv}"
     );
 }

@@ -13,6 +13,8 @@ pub struct DemoReport {
     pub stall: Option<Emergency>,
     /// What the alert thread did (when `[alerts]` has channels).
     pub alerts: Option<AlertCounts>,
+    /// Records the order journal got this run (`--journal`).
+    pub journal_records: Option<u64>,
     /// The strategy's registry name and the params it was given (bar strategies: `bar_ms` too).
     pub strategy: String,
     pub strategy_params: std::collections::BTreeMap<String, String>,

@@ -28,6 +28,7 @@ use qalpha_risk::RiskState;
 use std::time::{Duration, Instant};
 
 use qalpha_engine::event::MarketEvent;
+use qalpha_engine::journal::{JournalEntry, JournalTx};
 use qalpha_engine::order::{ExecReport, OrderCommand};
 use qalpha_engine::replay::EventConsumer;
 use qalpha_engine::ring::{ring, Consumer, FullPolicy, Producer};
@@ -312,10 +313,12 @@ struct InlinePaper {
     /// may be older than the frames routed before it; the clock never goes back).
     clock: u64,
     commands: Option<Vec<OrderCommand>>,
+    /// The order journal (commands as submitted, reports as applied).
+    journal: Option<JournalTx>,
 }
 
 impl InlinePaper {
-    fn new(venue: PaperVenue, keep_commands: bool) -> Self {
+    fn new(venue: PaperVenue, keep_commands: bool, journal: Option<JournalTx>) -> Self {
         // One thread pushes and pops: the ring must hold every command of one step (a handful),
         // or the back-pressured push would wait for itself.
         let (cmd_tx, cmd_rx) = ring(4096, FullPolicy::Backpressure, WaitMode::Yield);
@@ -326,6 +329,7 @@ impl InlinePaper {
             reports: Vec::with_capacity(64),
             clock: 0,
             commands: keep_commands.then(|| Vec::with_capacity(4096)),
+            journal,
         }
     }
 
@@ -343,6 +347,9 @@ impl InlinePaper {
     /// The reports to the executor, each followed by what risk asks for.
     fn apply(&mut self, q: &mut Executor) {
         for r in self.reports.drain(..) {
+            if let Some(j) = self.journal.as_mut() {
+                j.push(JournalEntry::Report(r));
+            }
             q.on_report(&r);
             q.run_risk_actions(self.clock, &mut self.cmd_tx);
         }
@@ -357,6 +364,12 @@ impl InlinePaper {
                 sent = true;
                 if let Some(log) = self.commands.as_mut() {
                     log.push(cmd);
+                }
+                if let Some(j) = self.journal.as_mut() {
+                    j.push(JournalEntry::Command {
+                        at_ns: self.clock,
+                        cmd,
+                    });
                 }
                 self.venue.submit(&cmd, &mut self.reports);
             }
@@ -387,12 +400,12 @@ pub(super) fn with_paper(
     mut q: Executor,
     md_rx: &mut Consumer<MarketEvent>,
     venue: PaperVenue,
-    keep_commands: bool,
+    (keep_commands, journal): (bool, Option<JournalTx>),
     wait: WaitMode,
     view: &LiveView,
 ) -> StrategyResult {
     let mut checker = book_checker();
-    let mut paper = InlinePaper::new(venue, keep_commands);
+    let mut paper = InlinePaper::new(venue, keep_commands, journal);
     let mut spins = 0u32;
     loop {
         match md_rx.pop() {

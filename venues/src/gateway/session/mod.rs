@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
 use qalpha_engine::clock::now_ns;
+use qalpha_engine::journal::{JournalEntry, JournalTx};
 use qalpha_engine::metrics::GatewayMetrics;
 use qalpha_engine::order::{ClientOrderId, ExecKind, ExecReport, OrderAction, OrderCommand};
 use qalpha_engine::ring::{Consumer, Producer};
@@ -198,6 +199,8 @@ pub struct Gateway {
     balances: HashMap<String, Balance>,
     last_positions: Instant,
     pub stats: GatewayStats,
+    /// The order journal (every command taken and report handed on), if any.
+    journal: Option<JournalTx>,
 }
 
 impl Gateway {
@@ -249,6 +252,7 @@ impl Gateway {
             balances: HashMap::new(),
             last_positions: now,
             stats: GatewayStats::new(cfg.trace_orders),
+            journal: None,
             trace_dequeued_ns: 0,
             cfg,
         };
@@ -320,6 +324,12 @@ impl Gateway {
             let mut busy = false;
             while let Ok(cmd) = cmds.pop() {
                 busy = true;
+                if let Some(j) = self.journal.as_mut() {
+                    j.push(JournalEntry::Command {
+                        at_ns: now_ns(),
+                        cmd,
+                    });
+                }
                 self.submit(&cmd, &mut out);
             }
             if cmds.is_abandoned() && self.pending.is_empty() {
@@ -346,6 +356,9 @@ impl Gateway {
                 spins = 0;
             }
             for r in out.drain(..) {
+                if let Some(j) = self.journal.as_mut() {
+                    j.push(JournalEntry::Report(r));
+                }
                 reports.push(r);
             }
         }
@@ -370,6 +383,12 @@ impl Gateway {
         m.halted.set(i64::from(s.halted));
     }
 
+    /// Journal every command this gateway takes and every report it hands on (see
+    /// [`qalpha_engine::journal`]).
+    pub fn set_journal(&mut self, tx: JournalTx) {
+        self.journal = Some(tx);
+    }
+
     /// Final counters (closes connections).
     pub fn finish(mut self) -> GatewayStats {
         let reg = self.poll.registry();
@@ -377,6 +396,7 @@ impl Gateway {
         self.private_ws.fail(reg);
         self.stats.tracker = self.tracker.stats;
         self.stats.clock_offset_ns = self.clock.offset_ns();
+        self.stats.journal_drops = self.journal.as_ref().map_or(0, |j| j.dropped());
         self.stats
     }
 

@@ -64,6 +64,8 @@ pub struct GatewayStats {
     pub last_error: Option<String>,
     /// Per-stage times of new orders (only with [`GatewayConfig::trace_orders`]).
     pub order_trace: Vec<OrderStamp>,
+    /// Order journal entries dropped because its ring was full (the writer fell behind).
+    pub journal_drops: u64,
 }
 
 impl GatewayStats {
@@ -95,6 +97,7 @@ impl GatewayStats {
             clock_offset_ns: 0,
             last_error: None,
             order_trace: Vec::with_capacity(trace_orders),
+            journal_drops: 0,
         }
     }
 }
