@@ -166,6 +166,10 @@ pub struct DemoArgs {
     /// system events, appended as JSON lines (read it with `qalpha journal`).
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// At shutdown (end of run, SIGTERM, SIGINT), close any position with a market order after
+    /// cancelling the open ones (default: positions are left as they are).
+    #[arg(long)]
+    pub flatten_on_exit: bool,
 }
 
 fn parse_faults(s: &str) -> Result<FaultSpec, String> {
@@ -218,6 +222,8 @@ pub struct DemoOptions {
     pub alerts: crate::alerts::AlertConfig,
     /// The order journal.
     pub journal: Option<PathBuf>,
+    /// Close any position at shutdown.
+    pub flatten_on_exit: bool,
 }
 
 impl Default for DemoOptions {
@@ -242,6 +248,7 @@ impl Default for DemoOptions {
             stall_strategy_after: None,
             alerts: Default::default(),
             journal: None,
+            flatten_on_exit: false,
         }
     }
 }
@@ -466,7 +473,8 @@ fn run_with_mock(
         venue: Venue::BinanceUsdm,
         symbol,
     };
-    let q = Executor::with_risk(market, decider, risk);
+    let mut q = Executor::with_risk(market, decider, risk);
+    q.flatten_on_exit = o.flatten_on_exit;
     let (strat_res_tx, strat_res_rx) = std::sync::mpsc::channel();
     let (gw_res_tx, gw_res_rx) = std::sync::mpsc::channel();
     let v = view.clone();
@@ -658,6 +666,7 @@ fn run_with_mock(
         stall,
         alerts: alert_counts,
         journal_records,
+        flattened: st.flattened.map(|p| decimal(p as i128, 8)),
         strategy: o.strategy.name.clone(),
         strategy_params,
         intents: c.intents,
@@ -749,6 +758,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         metrics: a.metrics,
         alerts: crate::alerts::AlertConfig::from_table(cfg.alerts.as_ref())?,
         journal: a.journal,
+        flatten_on_exit: a.flatten_on_exit,
         stall_after: a.stall_after,
         stall_strategy_after: a.fault_stall_strategy,
         control: a

@@ -76,3 +76,48 @@ fn the_cli_exits_3_after_a_stall() {
     assert!(err.contains("the strategy thread has stalled"), "{err}");
     assert!(err.contains("open at the venue after: 0"), "{err}");
 }
+
+/// `--flatten-on-exit`: a stop (what SIGTERM sets) with a position open ends flat — the open
+/// orders cancelled, then the position closed at the venue. A run that happens to be flat at the
+/// stop proves nothing, so up to three runs are tried for one that was not.
+#[test]
+fn flatten_on_exit_closes_the_position_at_the_venue() {
+    for attempt in 0..3 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(5 + attempt));
+            s.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let o = DemoOptions {
+            duration: Duration::from_secs(60),
+            speed: 5.0,
+            capture: SAMPLE.into(),
+            wait: WaitMode::Park,
+            progress_every: None,
+            mode: DemoMode::Mock,
+            strategy: qalpha_tools::demo_cmd::strategy::StrategySpec::named("obi-taker"),
+            flatten_on_exit: true,
+            ..Default::default()
+        };
+        let rep = run_demo(&o, stop).unwrap();
+        stopper.join().unwrap();
+        assert!(!rep.tape_finished);
+        assert_eq!(rep.open_orders, 0, "{rep:?}");
+        let Some(was) = rep.flattened.clone() else {
+            continue;
+        };
+        assert_ne!(was, "0");
+        assert_eq!(
+            rep.position, "0",
+            "not flat after flattening {was}: {rep:?}"
+        );
+        assert!(
+            rep.final_positions.values().all(|q| q == "0"),
+            "{:?}",
+            rep.final_positions
+        );
+        return;
+    }
+    panic!("three runs stopped flat: nothing to flatten");
+}

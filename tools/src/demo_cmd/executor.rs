@@ -147,6 +147,11 @@ pub struct Executor {
     orders: HashMap<ClientOrderId, OrderState>,
     live: Live,
     pub ledger: Ledger,
+    /// Close any position at shutdown (`--flatten-on-exit`).
+    pub flatten_on_exit: bool,
+    /// The position (base units × 10⁸) the shutdown flattened, if it did.
+    pub flattened: Option<i64>,
+    flatten_sent: bool,
     pub counters: ExecCounters,
     /// Pre-trade checks and kill switches, inline (no extra hop): every new order passes it.
     pub risk: Option<RiskEngine>,
@@ -176,6 +181,9 @@ impl Executor {
             orders: HashMap::with_capacity(4096),
             live: Live::default(),
             ledger: Ledger::default(),
+            flatten_on_exit: false,
+            flattened: None,
+            flatten_sent: false,
             counters: ExecCounters::default(),
             risk: None,
             actions: Vec::with_capacity(8),
@@ -498,6 +506,10 @@ impl Executor {
 
     /// The run is ending: the strategy's settling intent (bar strategies: flat) replaces the
     /// standing one, and nothing else is placed. Call [`Self::wind_down`] until [`Self::settled`].
+    ///
+    /// With [`Self::flatten_on_exit`] the position left once nothing rests is closed too: one
+    /// reduce-only market order for all of it, sent whether or not the book is in sync (the feed
+    /// may already be closed) — [`Self::flattened`] keeps what it was.
     pub fn begin_shutdown(&mut self) {
         let end = self.strategy.on_end();
         self.want_bid = None;
@@ -506,6 +518,19 @@ impl Executor {
         if let Some(i) = end {
             self.apply(i);
         }
+        self.flatten_sent = false;
+    }
+
+    /// The shutdown's flattening order, once nothing else is live.
+    fn flatten(&mut self, now: u64, out: &mut Producer<OrderCommand>) {
+        let pos = self.ledger.position;
+        if !self.flatten_on_exit || self.flatten_sent || pos == 0 || self.live.count > 0 {
+            return;
+        }
+        self.flatten_sent = true;
+        self.flattened = Some(pos);
+        let side = if pos > 0 { Side::Sell } else { Side::Buy };
+        self.send_new(now, side, MARKET_IOC, Qty(pos.abs()), true, out);
     }
 
     /// One shutdown step: cancel what rests, trade the settling target.
@@ -515,6 +540,10 @@ impl Executor {
             self.work(now, out);
         } else {
             self.cancel_resting(now, out);
+        }
+        let target_open = self.target.is_some_and(|t| t.qty != self.ledger.position);
+        if !target_open || !self.in_sync {
+            self.flatten(now, out);
         }
     }
 
@@ -528,7 +557,8 @@ impl Executor {
                 && self.top.is_some()
                 && self.may_trade()
         });
-        self.live.count == 0 && !target_open
+        let flatten_open = self.flatten_on_exit && !self.flatten_sent && self.ledger.position != 0;
+        self.live.count == 0 && !target_open && !flatten_open
     }
 
     fn send_new(

@@ -15,6 +15,8 @@ pub struct DemoReport {
     pub alerts: Option<AlertCounts>,
     /// Records the order journal got this run (`--journal`).
     pub journal_records: Option<u64>,
+    /// `--flatten-on-exit` closed this position (exact decimal) at shutdown.
+    pub flattened: Option<String>,
     /// The strategy's registry name and the params it was given (bar strategies: `bar_ms` too).
     pub strategy: String,
     pub strategy_params: std::collections::BTreeMap<String, String>,

@@ -187,6 +187,8 @@ pub(super) struct StrategyResult {
     pub(super) paper: Option<GatewaySummary>,
     /// Paper mode with `keep_commands`: every command the paper venue received, in order.
     pub(super) commands: Vec<OrderCommand>,
+    /// The position the shutdown flattened (`--flatten-on-exit`).
+    pub(super) flattened: Option<i64>,
 }
 
 impl StrategyResult {
@@ -205,6 +207,7 @@ impl StrategyResult {
             summary: q.strategy_summary(),
             paper,
             commands,
+            flattened: q.flattened,
         }
     }
 }
