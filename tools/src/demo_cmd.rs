@@ -54,6 +54,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use qalpha_engine::capture::Transport;
 use qalpha_engine::capture::WriterOptions;
+use qalpha_engine::config::EngineConfig;
 use qalpha_engine::event::{MarketEvent, Venue};
 use qalpha_engine::order::{ExecReport, OrderCommand};
 use qalpha_engine::ring::{ring, FullPolicy};
@@ -98,23 +99,38 @@ pub struct DemoArgs {
     /// How long to run (e.g. 60s, 2m).
     #[arg(long, value_parser = parse_dur, default_value = "60s")]
     pub duration: Duration,
-    /// Also write the summary as JSON to this file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
     /// Replay pace of the mock's market (N times the recorded pace).
     #[arg(long, default_value_t = 20.0)]
     pub speed: f64,
     /// Capture the mock exchange serves (a Binance USD-M BTCUSDT .qcap; default: the bundled sample).
     #[arg(long)]
     pub capture: Option<PathBuf>,
-    /// How idle engine threads wait: spin, yield or park.
-    #[arg(long, default_value = "park")]
-    pub wait: String,
     /// Where orders go: `mock` (default: the mock exchange's WebSocket API, fills from its matching
     /// of the served market, private stream) or `paper` (the local paper venue: the same fill model
     /// on the engine's own market events; nothing is sent).
     #[arg(long, default_value = "mock")]
     pub mode: String,
+    /// Faults the mock exchange injects (`--mode mock`), e.g. `reject=0.2,disconnect-every=20s`.
+    #[arg(long, value_parser = parse_faults)]
+    pub faults: Option<FaultSpec>,
+    /// Fault injection (tests): the strategy thread stops working and beating this long after it
+    /// starts.
+    #[arg(long, value_parser = parse_dur, hide = true)]
+    pub fault_stall_strategy: Option<Duration>,
+    /// What runs and how it is watched.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+/// The engine's settings shared by `qalpha demo` and `qalpha run`: the strategy, risk, the
+/// journals and the operator's interfaces.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// Also write the summary as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// How idle engine threads wait: spin, yield or park.
+    #[arg(long, default_value = "park")]
+    pub wait: String,
     /// The strategy, by name: `maker` (post-only quotes at the touch), `obi-taker` (takes the side
     /// the top of book leans to), `sma-cross` (moving-average crossover on time bars of
     /// `strategy.bar_ms`, default 1000). Params: `--set strategy.KEY=VALUE`.
@@ -124,8 +140,8 @@ pub struct DemoArgs {
     /// `--set strategy.threshold=0.3`; repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
-    /// A config file whose `[risk]` and `[strategy]` sections set the limits and the strategy's
-    /// params (`--set` applies on top).
+    /// The config: `[risk]` limits, `[strategy]` params and `[alerts]` channels (`--set` applies on
+    /// top); for `qalpha run` (required) also `mode` and the `[[venues]]` it trades on.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// The risk journal: restored at start (today's PnL, halt state, counters), appended to.
@@ -136,9 +152,6 @@ pub struct DemoArgs {
     /// the same orders with `--fill top --feed-latency 0 --order-latency 0`).
     #[arg(long, value_name = "FILE.qcap")]
     pub record: Option<PathBuf>,
-    /// Faults the mock exchange injects (`--mode mock`), e.g. `reject=0.2,disconnect-every=20s`.
-    #[arg(long, value_parser = parse_faults)]
-    pub faults: Option<FaultSpec>,
     /// Serve the control API here (`GET /status`, `POST /halt|/resume|/flatten` with an `X-TOTP`
     /// code; secret in QALPHA_CONTROL_TOTP_SECRET), e.g. 127.0.0.1:9300 (port 0: any free port;
     /// the address is printed on stderr). `--mode mock` only.
@@ -158,10 +171,6 @@ pub struct DemoArgs {
     /// orders cancelled, over REST if need be) and the run stops with exit code 3.
     #[arg(long, value_parser = parse_dur, default_value = "5s")]
     pub stall_after: Duration,
-    /// Fault injection (tests): the strategy thread stops working and beating this long after it
-    /// starts.
-    #[arg(long, value_parser = parse_dur, hide = true)]
-    pub fault_stall_strategy: Option<Duration>,
     /// The order journal: every order command, ack, fill, cancel and reject, and the engine's
     /// system events, appended as JSON lines (read it with `qalpha journal`).
     #[arg(long, value_name = "FILE")]
@@ -184,6 +193,9 @@ pub enum DemoMode {
     Mock,
     /// Orders filled locally by the paper venue (`qalpha_venues::paper`).
     Paper,
+    /// `qalpha run` against a venue's test network / the real venue.
+    Testnet,
+    Live,
 }
 
 /// Demo settings (what the library entry point takes).
@@ -309,16 +321,47 @@ fn run_with_mock(
 ) -> Result<DemoReport> {
     let mock = start_mock(&o.capture, o.speed, o.faults.clone(), cert_dir)?;
     let symbol = Symbol::parse("BTCUSDT").context("symbol")?;
-    let plans = mock_feed_plans(&mock, symbol, o.wait)?;
+    let target = Target {
+        plans: mock_feed_plans(&mock, symbol, o.wait)?,
+        gateway: (o.mode != DemoMode::Paper).then(|| mock_gateway_config(&mock, symbol)),
+        venue: Venue::BinanceUsdm,
+        symbol,
+        mock: Some(&mock),
+    };
+    let res = run_engine(o, decider, target, stop, started);
+    mock.stop();
+    res
+}
+
+/// Where the engine's market data comes from and its orders go: the demo's mock exchange, or a
+/// config's venue (`qalpha run`).
+pub(crate) struct Target<'a> {
+    pub plans: Vec<qalpha_feeds::live::VenuePlan>,
+    /// The venue gateway's settings; `None`: the local paper venue (nothing is sent).
+    pub gateway: Option<qalpha_venues::gateway::session::GatewayConfig>,
+    pub venue: Venue,
+    pub symbol: Symbol,
+    /// The demo's mock exchange: the run stops when its capture has played.
+    pub mock: Option<&'a qalpha_venues::mock::MockExchange>,
+}
+
+/// The engine's threads on `t` until `o.duration`, `stop`, the capture's end or a stall.
+pub(crate) fn run_engine(
+    o: &DemoOptions,
+    decider: strategy::Decider,
+    t: Target<'_>,
+    stop: Arc<AtomicBool>,
+    started: Instant,
+) -> Result<DemoReport> {
+    let (plans, symbol) = (t.plans, t.symbol);
     let ws_conns = FeedRunner::connection_table(&plans)
         .iter()
         .filter(|c| c.transport == Transport::WebSocket)
         .count() as u64;
     // The threads' metric blocks (the monitor and the supervisor read them).
     let feed_metrics = Arc::new(FeedMetrics::default());
-    let gw_metrics = Arc::new(GatewayMetrics::new(Venue::BinanceUsdm));
-    let gw_cfg = (o.mode == DemoMode::Mock).then(|| {
-        let mut c = mock_gateway_config(&mock, symbol);
+    let gw_metrics = Arc::new(GatewayMetrics::new(t.venue));
+    let gw_cfg = t.gateway.map(|mut c| {
         c.metrics = Some(gw_metrics.clone());
         c
     });
@@ -334,14 +377,9 @@ fn run_with_mock(
         }
         None => (None, None),
     };
-    let mut gw = match o.mode {
-        DemoMode::Mock => Venues::Gateway(Box::new(Gateway::connect(
-            gw_cfg.clone().context("gateway config")?,
-        )?)),
-        DemoMode::Paper => Venues::Paper(Box::new(PaperVenue::new(
-            Venue::BinanceUsdm,
-            FeeSchedule::BINANCE_USDM_REGULAR,
-        ))),
+    let mut gw = match &gw_cfg {
+        Some(c) => Venues::Gateway(Box::new(Gateway::connect(c.clone())?)),
+        None => Venues::Paper(Box::new(PaperVenue::new(t.venue, fee_schedule(t.venue)))),
     };
 
     match &mut gw {
@@ -353,9 +391,9 @@ fn run_with_mock(
         Venues::Paper(_) => {}
     }
     // Paper mode needs no gateway thread: the paper venue runs on the strategy thread.
-    let names: &[&str] = match o.mode {
-        DemoMode::Mock => &["qa-feed", "qa-strategy", "qa-gateway"],
-        DemoMode::Paper => &["qa-feed", "qa-strategy"],
+    let names: &[&str] = match gw_cfg {
+        Some(_) => &["qa-feed", "qa-strategy", "qa-gateway"],
+        None => &["qa-feed", "qa-strategy"],
     };
     let specs: Vec<ThreadSpec> = names
         .iter()
@@ -403,10 +441,10 @@ fn run_with_mock(
     // control API, if asked for, is a thread of its own.
     let (ctl_tx, ctl_rx) = crossbeam::channel::bounded(16);
     let status = Arc::new(std::sync::Mutex::new(json!({"risk_state": "starting"})));
-    let control = match (&o.control, o.mode) {
+    let control = match (&o.control, gw_cfg.is_some()) {
         (None, _) => None,
-        (Some(_), DemoMode::Paper) => bail!("--control needs --mode mock"),
-        (Some(cfg), DemoMode::Mock) => {
+        (Some(_), false) => bail!("--control needs a venue gateway (not paper mode)"),
+        (Some(cfg), true) => {
             let server =
                 crate::control::ControlServer::start(cfg.clone(), status.clone(), ctl_tx.clone())?;
             eprintln!("control API on {}", server.addr);
@@ -416,15 +454,11 @@ fn run_with_mock(
     let view = Arc::new(LiveView::default());
     let sources = Sources {
         feeds: vec![feed_metrics.clone()],
-        gateways: match o.mode {
-            DemoMode::Mock => vec![gw_metrics.clone()],
-            DemoMode::Paper => Vec::new(),
+        gateways: match gw_cfg {
+            Some(_) => vec![gw_metrics.clone()],
+            None => Vec::new(),
         },
-        strategy: Some((
-            view.clone(),
-            Venue::BinanceUsdm,
-            symbol.as_str().to_string(),
-        )),
+        strategy: Some((view.clone(), t.venue, symbol.as_str().to_string())),
         mode: format!("{:?}", o.mode).to_lowercase(),
         ..Default::default()
     };
@@ -442,17 +476,14 @@ fn run_with_mock(
     let feed_stop = stop.clone();
     rt.spawn(&specs[0].name, pl[0], move |_| {
         runner.run(&feed_stop);
-        let (live, sync, fc) = (
-            runner.stats().clone(),
-            runner.router.binance.sync_counters(),
-            runner.router.binance.counters().clone(),
-        );
+        let (live, r) = (runner.stats().clone(), &runner.router);
+        let (bc, yc) = (r.binance.counters(), r.bybit.counters());
         let _ = feed_res_tx.send(FeedResult {
             frames: live.frames,
             connects: live.connects,
-            resyncs: fc.resyncs,
-            gaps: sync.gaps,
-            ring_drops: fc.ring_drops,
+            resyncs: bc.resyncs + yc.resyncs,
+            gaps: r.binance.sync_counters().gaps + r.bybit.sync_counters().gaps,
+            ring_drops: bc.ring_drops + yc.ring_drops,
             last_error: live.last_error,
         });
     })?;
@@ -463,14 +494,19 @@ fn run_with_mock(
         qalpha_engine::clock::now_ns(),
     )
     .context("risk engine")?;
-    // BTCUSDT's lot step on both venues (instrument rules): risk's position cuts are rounded to it.
-    risk.set_step(Venue::BinanceUsdm, symbol, Qty(100_000));
+    // The instrument's lot step (from the venue's rules when the gateway loaded them; else
+    // BTCUSDT's 0.001 on both venues): risk's position cuts are rounded to it.
+    let step = match &gw {
+        Venues::Gateway(g) => g.rules_of(symbol).map(|r| r.step),
+        Venues::Paper(_) => None,
+    };
+    risk.set_step(t.venue, symbol, step.unwrap_or(Qty(100_000)));
     let mut strategy_params = o.strategy.params.clone();
     if let Some(ms) = decider.bar_ms() {
         strategy_params.insert("bar_ms".into(), ms.to_string());
     }
     let market = Market {
-        venue: Venue::BinanceUsdm,
+        venue: t.venue,
         symbol,
     };
     let mut q = Executor::with_risk(market, decider, risk);
@@ -542,7 +578,7 @@ fn run_with_mock(
         let beating = watchdog.tick(view.beats.load(Ordering::Relaxed));
         if let Some(thread) = stuck.or_else(|| (!beating).then(|| "strategy".to_string())) {
             sources.stalls.fetch_add(1, Ordering::Relaxed);
-            let ctl = (o.mode == DemoMode::Mock).then_some(&ctl_tx);
+            let ctl = gw_cfg.is_some().then_some(&ctl_tx);
             let e = supervise::on_stall(&thread, ctl, &view, gw_cfg.as_ref(), symbol);
             if let Some(w) = &alerts {
                 w.alerter.raise(crate::alerts::Alert::new(
@@ -564,7 +600,7 @@ fn run_with_mock(
             break;
         }
         // The capture is finite: once it has played, give the engine a moment to drain, then stop.
-        if mock.tape_finished() {
+        if t.mock.is_some_and(|m| m.tape_finished()) {
             let at = *tape_end.get_or_insert_with(Instant::now);
             if at.elapsed() >= Duration::from_millis(500) {
                 if o.progress_every.is_some() {
@@ -636,7 +672,6 @@ fn run_with_mock(
         ));
         AlertCounts::of(&w.alerter.finish())
     });
-    mock.stop();
     if !panicked.is_empty() {
         bail!("engine thread(s) panicked: {panicked:?}");
     }
@@ -710,7 +745,13 @@ fn run_with_mock(
         pnl: decimal(ledger.net(), 16),
         pnl_before_fees: decimal(ledger.gross(), 16),
         fees: decimal(ledger.fees as i128, 8),
-        fee_model: "mock schedule, Binance USD-M regular: maker 0.02 %, taker 0.05 %".into(),
+        fee_model: match (t.mock.is_some(), t.venue) {
+            (true, _) => "mock schedule, Binance USD-M regular: maker 0.02 %, taker 0.05 %".into(),
+            (false, Venue::BinanceUsdm) => {
+                "Binance USD-M regular (paper) or the venue's fills".into()
+            }
+            (false, Venue::BybitLinear) => "Bybit linear VIP0 (paper) or the venue's fills".into(),
+        },
         mode: Some(o.mode),
         tick_to_order: Latency::of(&g.tick_to_wire),
         tick_to_answer: Latency::of(&g.tick_to_answer),
@@ -729,53 +770,57 @@ fn run_with_mock(
     })
 }
 
-/// Runs `qalpha demo`.
-pub fn run(a: DemoArgs) -> Result<()> {
-    let wait = WaitMode::parse(&a.wait)
-        .with_context(|| format!("--wait {:?}: use spin, yield or park", a.wait))?;
-    let mode = match a.mode.as_str() {
-        "mock" => DemoMode::Mock,
-        "paper" => DemoMode::Paper,
-        m => bail!("--mode {m:?}: use mock or paper"),
-    };
-    let cfg =
-        qalpha_engine::config::EngineConfig::load_with_overrides(a.config.as_deref(), &a.sets)?;
-    let risk = RiskConfig::from_engine(&cfg)?;
-    let strategy = StrategySpec::from_config(&a.strategy, &cfg)
-        .map_err(|e| anyhow::anyhow!("--strategy {}: {e}", a.strategy))?;
-    let o = DemoOptions {
-        strategy,
-        mode,
-        risk,
-        risk_journal: a.risk_journal,
-        duration: a.duration,
-        speed: a.speed,
-        capture: a.capture.unwrap_or_else(default_capture),
-        wait,
-        json: a.json,
-        record: a.record,
-        faults: a.faults.unwrap_or_default(),
-        metrics: a.metrics,
-        alerts: crate::alerts::AlertConfig::from_table(cfg.alerts.as_ref())?,
-        journal: a.journal,
-        flatten_on_exit: a.flatten_on_exit,
-        stall_after: a.stall_after,
-        stall_strategy_after: a.fault_stall_strategy,
-        control: a
+/// The paper venue's fee schedule for a venue.
+fn fee_schedule(v: Venue) -> FeeSchedule {
+    match v {
+        Venue::BinanceUsdm => FeeSchedule::BINANCE_USDM_REGULAR,
+        Venue::BybitLinear => FeeSchedule::BYBIT_LINEAR_VIP0,
+    }
+}
+
+impl EngineArgs {
+    /// The engine's options from these flags and `--config` with the `--set`s applied; the caller
+    /// fills in where it runs.
+    pub fn options(&self) -> Result<(DemoOptions, EngineConfig)> {
+        let wait = WaitMode::parse(&self.wait)
+            .with_context(|| format!("--wait {:?}: use spin, yield or park", self.wait))?;
+        let cfg = EngineConfig::load_with_overrides(self.config.as_deref(), &self.sets)?;
+        let risk = RiskConfig::from_engine(&cfg)?;
+        let strategy = StrategySpec::from_config(&self.strategy, &cfg)
+            .map_err(|e| anyhow::anyhow!("--strategy {}: {e}", self.strategy))?;
+        let control = self
             .control
             .as_deref()
             .map(|addr| {
                 crate::control::ControlConfig::from_args(
                     addr,
-                    &a.control_allow,
-                    a.control_audit.clone(),
+                    &self.control_allow,
+                    self.control_audit.clone(),
                 )
             })
-            .transpose()?,
-        ..Default::default()
-    };
-    let rep = run_demo(&o, crate::live_cmd::ctrl_c_flag())?;
-    println!("{}", summary_text(&rep));
+            .transpose()?;
+        let o = DemoOptions {
+            strategy,
+            risk,
+            risk_journal: self.risk_journal.clone(),
+            wait,
+            json: self.json.clone(),
+            record: self.record.clone(),
+            metrics: self.metrics.clone(),
+            alerts: crate::alerts::AlertConfig::from_table(cfg.alerts.as_ref())?,
+            journal: self.journal.clone(),
+            flatten_on_exit: self.flatten_on_exit,
+            stall_after: self.stall_after,
+            control,
+            ..Default::default()
+        };
+        Ok((o, cfg))
+    }
+}
+
+/// Prints a run's summary; a stall becomes exit code 3.
+pub(crate) fn finish_run(rep: &DemoReport) -> Result<()> {
+    println!("{}", summary_text(rep));
     println!("{}", json!(rep));
     if let Some(e) = &rep.stall {
         return Err(crate::ExitWith {
@@ -790,6 +835,27 @@ pub fn run(a: DemoArgs) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// Runs `qalpha demo`.
+pub fn run(a: DemoArgs) -> Result<()> {
+    let mode = match a.mode.as_str() {
+        "mock" => DemoMode::Mock,
+        "paper" => DemoMode::Paper,
+        m => bail!("--mode {m:?}: use mock or paper"),
+    };
+    let (base, _) = a.engine.options()?;
+    let o = DemoOptions {
+        mode,
+        duration: a.duration,
+        speed: a.speed,
+        capture: a.capture.unwrap_or_else(default_capture),
+        faults: a.faults.unwrap_or_default(),
+        stall_strategy_after: a.fault_stall_strategy,
+        ..base
+    };
+    let rep = run_demo(&o, crate::live_cmd::ctrl_c_flag())?;
+    finish_run(&rep)
 }
 
 fn parse_dur(s: &str) -> Result<Duration, String> {

@@ -22,6 +22,7 @@ pub mod order_journal;
 pub mod order_ws;
 pub mod pcap;
 pub mod replay_cmd;
+pub mod run_cmd;
 pub mod sdnotify;
 pub mod train_cmd;
 pub mod train_report;

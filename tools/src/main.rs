@@ -28,6 +28,10 @@ enum Cmd {
     /// Run the engine against the in-process mock exchange on the bundled capture: feed, a rule-based
     /// quoting strategy and the REST order gateway, with progress and a summary (no internet, no keys).
     Demo(qalpha_tools::demo_cmd::DemoArgs),
+    /// Run the engine on a config's venue (paper, testnet or live as its `mode` says): feed,
+    /// strategy, risk and gateway threads with supervision, `--metrics`, `--control`, alerts and
+    /// journals, until SIGINT/SIGTERM. Live mode needs `--live`. See docs/OPERATIONS.md.
+    Run(qalpha_tools::run_cmd::RunArgs),
     /// Replay .qcap captures through the real pipeline (feed thread → SPSC ring → consumer).
     Replay(ReplayArgs),
     /// Convert other capture formats into .qcap.
@@ -311,6 +315,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Record(a) => qalpha_tools::live_cmd::run_record(a),
         Cmd::Demo(a) => qalpha_tools::demo_cmd::run(a),
+        Cmd::Run(a) => qalpha_tools::run_cmd::run(a),
         Cmd::Bench(a) => qalpha_tools::bench_cmd::run(a),
         Cmd::CheckConfig(a) => qalpha_tools::check_config::run(a),
         Cmd::Keys(a) => qalpha_tools::keys_cmd::run(a),

@@ -383,6 +383,11 @@ impl Gateway {
         m.halted.set(i64::from(s.halted));
     }
 
+    /// The instrument rules loaded for `symbol` (at start for the configured symbols).
+    pub fn rules_of(&self, symbol: Symbol) -> Option<InstrumentRules> {
+        self.rules.get(&symbol).cloned()
+    }
+
     /// Journal every command this gateway takes and every report it hands on (see
     /// [`qalpha_engine::journal`]).
     pub fn set_journal(&mut self, tx: JournalTx) {

@@ -1,0 +1,220 @@
+//! `qalpha run --config FILE` against the mock exchange on 127.0.0.1 (a config like
+//! `configs/mock.toml`): testnet mode trades through the gateway with the mock's test keys and
+//! serves `--metrics` and `--control`; paper mode trades on the same live feed with no keys; live
+//! mode refuses to start without `--live`; a config that names no usable venue is a clear error.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use qalpha_engine::event::Venue;
+use qalpha_engine::replay::Speed;
+use qalpha_venues::mock::{FaultSpec, MarketSource, MockExchange, MockOptions};
+use serde_json::Value;
+
+const SAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../data/sample/btcusdt-usdm-20230404.qcap"
+);
+
+fn mock(dir: &Path) -> MockExchange {
+    MockExchange::start(MockOptions {
+        venue: Venue::BinanceUsdm,
+        source: MarketSource::Capture(SAMPLE.into()),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: true,
+        cert_out: Some(dir.to_path_buf()),
+        speed: Speed::Factor(5.0),
+        faults: FaultSpec::default(),
+        seed: 7,
+    })
+    .unwrap()
+}
+
+fn config(mode: &str, m: &MockExchange) -> String {
+    let a = m.addr;
+    format!(
+        r#"mode = "{mode}"
+
+[[venues]]
+venue = "binance"
+ws_url = "wss://{a}"
+rest_url = "https://{a}"
+symbols = ["BTCUSDT"]
+streams = ["depth@0ms", "bookTicker", "trade"]
+ca_file = "{}"
+order_ws_url = "wss://{a}/ws-fapi/v1"
+private_ws_url = "wss://{a}/private"
+order_via = "ws"
+
+[risk]
+daily_loss_limit = 1000
+"#,
+        m.ca_file.as_ref().unwrap().display()
+    )
+}
+
+fn qalpha() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_qalpha"));
+    c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env_remove("QALPHA_KEYSTORE")
+        .env_remove("QALPHA_BINANCE_API_KEY")
+        .env_remove("QALPHA_BINANCE_API_SECRET");
+    c
+}
+
+fn get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    buf.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+#[test]
+fn testnet_mode_trades_through_the_gateway_with_metrics_and_control() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mock(dir.path());
+    let cfg = dir.path().join("run.toml");
+    std::fs::write(&cfg, config("testnet", &m)).unwrap();
+    let (summary, journal) = (dir.path().join("s.json"), dir.path().join("orders.jsonl"));
+    let mut child = qalpha()
+        .args(["run", "--strategy", "maker", "--duration", "8s"])
+        .args(["--metrics", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--json")
+        .arg(&summary)
+        .arg("--journal")
+        .arg(&journal)
+        .env("QALPHA_BINANCE_API_KEY", qalpha_venues::mock::TEST_API_KEY)
+        .env(
+            "QALPHA_BINANCE_API_SECRET",
+            qalpha_venues::mock::TEST_API_SECRET,
+        )
+        .env("QALPHA_CONTROL_TOTP_SECRET", "JBSWY3DPEHPK3PXP")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut metrics, mut control) = (None, None);
+    let mut log = String::new();
+    // The two addresses come within the first few lines (bounded: 50).
+    for _ in 0..50 {
+        let Some(Ok(l)) = lines.next() else { break };
+        log.push_str(&l);
+        log.push('\n');
+        if let Some(a) = l.strip_prefix("metrics on http://") {
+            metrics = Some(a.trim_end_matches("/metrics").to_string());
+        }
+        if let Some(a) = l.strip_prefix("control API on ") {
+            control = Some(a.to_string());
+        }
+        if metrics.is_some() && control.is_some() {
+            break;
+        }
+    }
+    let (metrics, control) = (metrics.expect(&log), control.expect(&log));
+    // Within the run: the status and the metrics answer (bounded polls for the first orders).
+    let mut sent = 0.0;
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(100));
+        let text = get(&metrics, "/metrics");
+        sent = text
+            .lines()
+            .find_map(|l| l.strip_prefix("qalpha_orders_total{venue=\"binance\",status=\"sent\"} "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        if sent > 0.0 {
+            assert!(text.contains("qalpha_build_info{version=\"0.1.0\",mode=\"testnet\"} 1"));
+            break;
+        }
+    }
+    assert!(sent > 0.0, "no order sent while running");
+    let status: Value = serde_json::from_str(&get(&control, "/status")).unwrap();
+    assert_eq!(status["risk_state"], "active", "{status}");
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{st:?}");
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(s["mode"], "testnet");
+    assert!(
+        s["orders"].as_u64().unwrap() > 0 && s["acks"].as_u64().unwrap() > 0,
+        "{s}"
+    );
+    assert!(s["frames"].as_u64().unwrap() > 100, "{s}");
+    assert_eq!(s["open_orders"], 0, "{s}");
+    assert!(
+        s["ws_requests"].as_u64().unwrap() > 0,
+        "orders over the WebSocket API: {s}"
+    );
+    let j = std::fs::read_to_string(&journal).unwrap();
+    assert!(j.contains("\"action\":\"new\"") && j.contains("\"kind\":\"ack\""));
+    m.stop();
+}
+
+#[test]
+fn paper_mode_needs_no_keys_and_live_mode_needs_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mock(dir.path());
+    let cfg = dir.path().join("paper.toml");
+    std::fs::write(&cfg, config("paper", &m)).unwrap();
+    let out = qalpha()
+        .args(["run", "--strategy", "obi-taker", "--duration", "5s"])
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(s["mode"], "paper");
+    assert!(s["events"].as_u64().unwrap() > 100, "{s}");
+    assert_eq!(s["ws_requests"], 0, "paper mode sends nothing: {s}");
+
+    let live = dir.path().join("live.toml");
+    std::fs::write(&live, config("live", &m)).unwrap();
+    let out = qalpha()
+        .args(["run", "--duration", "5s", "--config"])
+        .arg(&live)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("add --live to confirm"), "{err}");
+
+    // Testnet without keys names the variable; an unknown --venue names the entry.
+    let tn = dir.path().join("tn.toml");
+    std::fs::write(&tn, config("testnet", &m)).unwrap();
+    let out = qalpha()
+        .args(["run", "--config"])
+        .arg(&tn)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("QALPHA_BINANCE_API_KEY"), "{err}");
+    let out = qalpha()
+        .args(["run", "--venue", "bybit", "--config"])
+        .arg(&tn)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--venue bybit: no such [[venues]] entry"),
+        "{err}"
+    );
+    m.stop();
+}
