@@ -96,8 +96,7 @@ fn sigterm_cancels_every_open_order_and_exits_cleanly() {
     for id in &new_ids {
         let last = lines
             .iter()
-            .filter(|v| v["client_id"] == *id && v["kind"] != "order")
-            .last()
+            .rfind(|v| v["client_id"] == *id && v["kind"] != "order")
             .unwrap_or_else(|| panic!("no report for {id}"));
         let done = match last["kind"].as_str().unwrap() {
             "cancel" | "reject" => true,
