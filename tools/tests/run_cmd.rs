@@ -218,3 +218,176 @@ fn paper_mode_needs_no_keys_and_live_mode_needs_live() {
     );
     m.stop();
 }
+
+/// Everything the engine writes in a full run — stdout, stderr at debug level, the summary, the
+/// order and risk journals, the control audit, the recorded capture, the metrics, the alerts'
+/// bodies — is scanned for the planted secrets: the API secret (from the key store), the store's
+/// passphrase, the TOTP secret and the Telegram bot token.
+#[test]
+fn a_full_run_writes_no_secret_anywhere() {
+    use std::sync::{Arc, Mutex};
+    const PASSPHRASE: &str = "planted-passphrase-51c7";
+    const TOTP: &str = "KRUGS4ZANFZSAYJAORSXG5BAON";
+    const TG_TOKEN: &str = "4242:planted-bot-token-x9";
+    let dir = tempfile::tempdir().unwrap();
+    let m = mock(dir.path());
+    let (store, pass) = (dir.path().join("keys.qks"), dir.path().join("pass.txt"));
+    std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
+    let mut add = qalpha()
+        .args(["keys", "--keystore"])
+        .arg(&store)
+        .arg("--passphrase-file")
+        .arg(&pass)
+        .args(["add", "--venue", "binance"])
+        .env("QALPHA_KEYSTORE_KDF", "256,1,1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let secret = qalpha_venues::mock::TEST_API_SECRET;
+    write!(
+        add.stdin.take().unwrap(),
+        "{}\n{secret}\n",
+        qalpha_venues::mock::TEST_API_KEY
+    )
+    .unwrap();
+    assert!(add.wait().unwrap().success());
+
+    // A local alert endpoint keeping the bodies it receives.
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_addr = hook.local_addr().unwrap();
+    let bodies: Arc<Mutex<String>> = Arc::default();
+    let b = bodies.clone();
+    std::thread::spawn(move || {
+        for mut s in hook.incoming().flatten() {
+            s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+            // Read the head, then the body to its Content-Length.
+            let mut req = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let n = s.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                req.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&req).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break Some(body.to_string());
+                    }
+                }
+            };
+            if let Some(body) = body {
+                b.lock().unwrap().push_str(&body);
+            }
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+        }
+    });
+    let cfg = dir.path().join("run.toml");
+    std::fs::write(
+        &cfg,
+        config("testnet", &m).replace("daily_loss_limit = 1000", "daily_loss_limit = 0.05")
+            + &format!(
+                "\n[alerts.telegram]\nchat_id = \"1\"\ntoken_env = \"QALPHA_TEST_TG_TOKEN\"\napi_url = \"http://{hook_addr}\"\n"
+            ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let f = |n: &str| out_dir.join(n);
+    let mut child = qalpha()
+        .args(["run", "--strategy", "obi-taker", "--duration", "8s"])
+        .args(["--metrics", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--keystore")
+        .arg(&store)
+        .arg("--passphrase-file")
+        .arg(&pass)
+        .arg("--control-audit")
+        .arg(f("audit.jsonl"))
+        .arg("--journal")
+        .arg(f("orders.jsonl"))
+        .arg("--risk-journal")
+        .arg(f("risk.qrisk"))
+        .arg("--record")
+        .arg(f("cap.qcap"))
+        .arg("--json")
+        .arg(f("summary.json"))
+        .env("QALPHA_LOG", "debug")
+        .env("QALPHA_CONTROL_TOTP_SECRET", TOTP)
+        .env("QALPHA_TEST_TG_TOKEN", TG_TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err_text = std::thread::spawn(move || {
+        let mut all = String::new();
+        for l in BufReader::new(stderr).lines() {
+            let l = l.unwrap_or_default();
+            if let Some(a) = l.strip_prefix("metrics on http://") {
+                let _ = tx.send(("m", a.trim_end_matches("/metrics").to_string()));
+            }
+            if let Some(a) = l.strip_prefix("control API on ") {
+                let _ = tx.send(("c", a.to_string()));
+            }
+            all.push_str(&l);
+            all.push('\n');
+        }
+        all
+    });
+    let mut written = String::new();
+    for _ in 0..2 {
+        let (k, addr) = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        if k == "m" {
+            std::thread::sleep(Duration::from_secs(2));
+            written.push_str(&get(&addr, "/metrics"));
+        } else {
+            written.push_str(&get(&addr, "/status"));
+            // A refused POST (wrong code) lands in the audit file.
+            let mut s = TcpStream::connect(&addr).unwrap();
+            write!(
+                s,
+                "POST /halt HTTP/1.1\r\nX-TOTP: 000000\r\nContent-Length: 0\r\n\r\n"
+            )
+            .unwrap();
+            let mut r = String::new();
+            let _ = s.read_to_string(&mut r);
+            assert!(r.starts_with("HTTP/1.1 401"), "{r}");
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    written.push_str(&String::from_utf8_lossy(&out.stdout));
+    written.push_str(&err_text.join().unwrap());
+    assert!(out.status.success(), "{written}");
+    for e in std::fs::read_dir(&out_dir).unwrap() {
+        let p = e.unwrap().path();
+        written.push_str(&String::from_utf8_lossy(&std::fs::read(&p).unwrap()));
+    }
+    let alerts = bodies.lock().unwrap().clone();
+    assert!(
+        alerts.contains("trading halted"),
+        "the halt alert went out: {alerts}"
+    );
+    written.push_str(&alerts);
+    assert!(
+        written.contains("\"risk_state\""),
+        "the scan saw the status and summary"
+    );
+    for planted in [secret, PASSPHRASE, TOTP, TG_TOKEN] {
+        assert!(!written.contains(planted), "{planted:?} leaked");
+    }
+    m.stop();
+}
