@@ -270,3 +270,42 @@ fn duplicates_are_dropped_the_rate_is_limited_and_failures_counted() {
     assert_eq!(c.sent.load(Ordering::Relaxed), 0);
     assert_eq!(bad_hits.lock().unwrap().len(), 2, "one try and one retry");
 }
+
+#[test]
+fn a_disconnect_storm_raises_one_alert() {
+    let (http, hits) = http_server(200);
+    let alerts = alerts_config(&format!(
+        "disconnect_storm = 2\ndisconnect_window_s = 60\n[webhook]\nurl = \"http://{http}/hook\"\n"
+    ));
+    let o = DemoOptions {
+        duration: Duration::from_secs(8),
+        speed: 5.0,
+        capture: SAMPLE.into(),
+        wait: WaitMode::Park,
+        progress_every: None,
+        mode: DemoMode::Mock,
+        faults: qalpha_venues::mock::FaultSpec::parse("disconnect-every=1500ms").unwrap(),
+        alerts,
+        ..Default::default()
+    };
+    let rep = run_demo(&o, Arc::new(AtomicBool::new(false))).unwrap();
+    assert!(rep.reconnects >= 2, "{rep:?}");
+    let keys: Vec<String> = hits
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, b)| {
+            serde_json::from_str::<Value>(b).unwrap()["key"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    // Storms keep coming every couple of drops; the key deduplicates them to one alert.
+    assert_eq!(
+        keys.iter().filter(|k| *k == "disconnects").count(),
+        1,
+        "{keys:?}"
+    );
+    assert!(rep.alerts.unwrap().deduplicated >= 1 || rep.reconnects < 4);
+}
