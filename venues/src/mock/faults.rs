@@ -15,6 +15,7 @@
 //! | `ack-delay=200ms` | answer each order-entry request (REST or WebSocket) this much later (the order is already processed) |
 //! | `drop-private=0.05` | instead of delivering a private-stream message, close that private connection (the message is lost to it: the client must reconcile) |
 //! | `rate-limit=0.1` | refuse a new order (REST or WebSocket) with the venue's rate-limit error, not placing it: Binance HTTP 429 / ws-fapi status 429 `-1015`, Bybit `retCode` 10006 (PROTOCOLS.md B.7, C.8) |
+//! | `heavy` | a mix of all of the above at once ([`FaultSpec::HEAVY`]; later items override it, e.g. `heavy,reject=0`) |
 //! | `clock-jump=10s@1s` | from 1 s after the mock started, its clock is 10 s ahead (whole mock): signed-request timestamp checks (-1021 / 10002), Bybit WS auth `expires` and the time endpoints use it, so a client synced before the jump is refused until it re-syncs; market-data timestamps stay on the real clock |
 
 use std::time::Duration;
@@ -47,7 +48,7 @@ pub struct FaultSpec {
 
 /// The fault kinds, for `--help`.
 pub const FAULT_HELP: &str =
-    "comma list of: disconnect-every=DUR, drop-diff=P, duplicate=P, reorder=P, \
+    "comma list of: heavy (a mix of all), disconnect-every=DUR, drop-diff=P, duplicate=P, reorder=P, \
 malformed=P, fragment=P, stall=DUR@DUR, ping-timeout, reject=P, ack-delay=DUR, drop-private=P, \
 rate-limit=P, clock-jump=DUR@DUR (DUR like 500ms, 4s, 1m; P a probability 0..1)";
 
@@ -69,6 +70,27 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 }
 
 impl FaultSpec {
+    /// `heavy`: every fault at once, at rates a few-second run of the bundled capture meets each
+    /// of — connections cut every 4 s, gaps, duplicates, reordered, malformed and fragmented
+    /// frames, a 1 s stall, margin and rate-limit rejects, slow acks, private-stream drops and a
+    /// 2 s clock jump. (Silent connections, `ping-timeout`, are left out: the 4 s cuts would hide
+    /// them; they have their own test.)
+    pub const HEAVY: FaultSpec = FaultSpec {
+        disconnect_every: Some(Duration::from_secs(4)),
+        drop_diff: 0.003,
+        duplicate: 0.002,
+        reorder: 0.002,
+        malformed: 0.002,
+        fragment: 0.02,
+        stall: Some((Duration::from_secs(1), Duration::from_secs(6))),
+        ping_timeout: false,
+        reject: 0.05,
+        ack_delay: Some(Duration::from_millis(20)),
+        drop_private: 0.05,
+        rate_limit: 0.03,
+        clock_jump: Some((Duration::from_secs(2), Duration::from_secs(3))),
+    };
+
     pub fn parse(spec: &str) -> Result<Self, MockError> {
         let mut f = FaultSpec::default();
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -85,6 +107,7 @@ impl FaultSpec {
                 }
             };
             match k {
+                "heavy" if v.is_empty() => f = FaultSpec::HEAVY,
                 "disconnect-every" => {
                     f.disconnect_every =
                         Some(parse_duration(v).ok_or_else(|| bad("expected a duration"))?)
@@ -160,6 +183,18 @@ mod tests {
             (o.reject, o.ack_delay),
             (1.0, Some(Duration::from_millis(150)))
         );
+    }
+
+    #[test]
+    fn heavy_is_every_fault_and_later_items_override_it() {
+        let h = FaultSpec::parse("heavy").unwrap();
+        assert_eq!(h, FaultSpec::HEAVY);
+        assert!(h.disconnect_every.is_some() && h.drop_diff > 0.0 && h.reject > 0.0);
+        assert!(h.stall.is_some() && h.clock_jump.is_some() && h.drop_private > 0.0);
+        let o = FaultSpec::parse("heavy,reject=0").unwrap();
+        assert_eq!(o.reject, 0.0);
+        assert_eq!(o.drop_diff, h.drop_diff);
+        assert!(FaultSpec::parse("heavy=1").is_err());
     }
 
     #[test]
