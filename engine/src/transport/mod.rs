@@ -48,6 +48,42 @@ pub enum TransportError {
     Resolve { host: String, why: String },
 }
 
+/// A URL as errors and logs may show it: a Binance user-data stream's listenKey (the last path
+/// segment after `/ws/` when it is a long alphanumeric token — a credential for the account's
+/// private stream) is replaced by `<listenKey>`; stream names like `btcusdt@trade` stay.
+pub fn redact_url(url: &str) -> String {
+    match url.rfind("/ws/") {
+        Some(i)
+            if url[i + 4..].len() >= 32
+                && url[i + 4..].bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            format!("{}/ws/<listenKey>", &url[..i])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    #[test]
+    fn the_listen_key_is_hidden() {
+        assert_eq!(
+            super::redact_url(
+                "wss://fstream.binance.com/private/ws/ISi1QyUDaFYckKus9nskK1TV246Pyjo6egHFqBP7txBnfgPoGEedcYSt89EGjNts"
+            ),
+            "wss://fstream.binance.com/private/ws/<listenKey>"
+        );
+        assert_eq!(
+            super::redact_url("wss://fstream.binance.com/ws/btcusdt@trade"),
+            "wss://fstream.binance.com/ws/btcusdt@trade"
+        );
+        assert_eq!(
+            super::redact_url("wss://stream.bybit.com/v5/private"),
+            "wss://stream.bybit.com/v5/private"
+        );
+    }
+}
+
 /// Turns an I/O error from a TLS stream into a message that names the likely cause.
 pub(crate) fn describe_io(e: &std::io::Error) -> String {
     if let Some(inner) = e.get_ref() {

@@ -352,14 +352,14 @@ impl WsClient {
             other => other.to_string(),
         };
         TransportError::Handshake {
-            url: self.endpoint.url.clone(),
+            url: super::redact_url(&self.endpoint.url),
             why,
         }
     }
 
     fn closed(&self, why: &str) -> TransportError {
         TransportError::Closed {
-            url: self.endpoint.url.clone(),
+            url: super::redact_url(&self.endpoint.url),
             why: why.to_string(),
         }
     }
