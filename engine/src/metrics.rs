@@ -171,6 +171,8 @@ pub struct FeedMetrics {
     pub gaps: [Counter; 2],
     /// Market events the ring to the strategy refused (drop-newest policy), by venue.
     pub ring_drops: [Counter; 2],
+    /// Frames that could not be decoded (malformed or truncated JSON), by venue.
+    pub malformed: [Counter; 2],
     /// Connections established (first connections included) and lost.
     pub connects: Counter,
     pub disconnects: Counter,
@@ -194,6 +196,9 @@ impl FeedMetrics {
     }
     pub fn ring_drops_of(&self, v: Venue) -> &Counter {
         &self.ring_drops[venue_index(v)]
+    }
+    pub fn malformed_of(&self, v: Venue) -> &Counter {
+        &self.malformed[venue_index(v)]
     }
 }
 
@@ -382,7 +387,7 @@ impl Exposition {
 /// The feed threads' metrics, all venues (each feed block contributes its venues' series).
 pub fn render_feeds(e: &mut Exposition, feeds: &[std::sync::Arc<FeedMetrics>]) {
     type Pick = fn(&FeedMetrics) -> &[Counter; 2];
-    let per_venue: [(&str, &str, Pick); 4] = [
+    let per_venue: [(&str, &str, Pick); 5] = [
         (
             "qalpha_frames_total",
             "WebSocket frames received from the venue.",
@@ -397,6 +402,11 @@ pub fn render_feeds(e: &mut Exposition, feeds: &[std::sync::Arc<FeedMetrics>]) {
             "qalpha_book_gaps_total",
             "Sequence gaps detected in the venue's book diffs.",
             |f| &f.gaps,
+        ),
+        (
+            "qalpha_malformed_frames_total",
+            "Frames that could not be decoded (malformed or truncated), counted and skipped.",
+            |f| &f.malformed,
         ),
         (
             "qalpha_ring_drops_total",

@@ -563,6 +563,7 @@ pub(crate) fn run_engine(
     let mut watchdog = crate::sdnotify::Watchdog::new(o.stall_after);
     let mut supervisor = crate::monitor::Supervisor::new(o.stall_after);
     let mut stall = None;
+    let mut faults = supervise::FaultWatch::new();
     let mut alerts = match o.alerts.sinks.is_empty() {
         true => None,
         false => Some(supervise::AlertWatch::start(o.alerts.clone())?),
@@ -572,6 +573,9 @@ pub(crate) fn run_engine(
         if let Some(w) = alerts.as_mut() {
             let drops = feed_metrics.disconnects.get() + gw_metrics.ws_reconnects.get();
             w.tick(&view, &status, drops);
+        }
+        if let Some(j) = &journal {
+            faults.look(&sources, j);
         }
         let stuck = supervisor.check(&sources.heartbeats());
         // systemd's watchdog pings stop with the strategy's heartbeat (or any stall).
@@ -648,6 +652,7 @@ pub(crate) fn run_engine(
     drop(metrics_server);
     let journal_records = match journal {
         Some(j) => {
+            faults.look(&sources, &j);
             j.system(
                 "stop",
                 json!({

@@ -112,6 +112,8 @@ fn heavy_faults_are_survived_and_never_trade_blind() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_qalpha"))
         .args(["demo", "--faults", "heavy", "--json"])
         .arg(&json)
+        .arg("--journal")
+        .arg(dir.path().join("orders.jsonl"))
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .unwrap();
@@ -133,4 +135,35 @@ fn heavy_faults_are_survived_and_never_trade_blind() {
     // The private stream was cut and reconciled; the run ended with nothing open.
     assert!(n("private_reconnects") >= 1, "{s}");
     assert_eq!(n("open_orders"), 0, "{s}");
+    // Each fault class detected is journaled (a `detected` system entry with its running total).
+    let j = std::fs::read_to_string(dir.path().join("orders.jsonl")).unwrap();
+    let detected: std::collections::BTreeMap<String, u64> = j
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"] == "detected")
+        .map(|v| {
+            let d = &v["detail"];
+            (
+                d["what"].as_str().unwrap().to_string(),
+                d["total"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    for what in [
+        "feed_disconnect",
+        "book_gap",
+        "book_resync",
+        "order_stream_reconnect",
+    ] {
+        assert!(
+            detected.get(what).is_some_and(|n| *n >= 1),
+            "{what} not journaled: {detected:?}"
+        );
+    }
+    assert_eq!(
+        detected.get("book_resync"),
+        Some(&n("resyncs")),
+        "{detected:?}"
+    );
 }

@@ -207,3 +207,80 @@ fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+/// Journals what the engine detected: every increase of a fault counter (disconnects, gaps,
+/// resyncs, malformed frames, ring drops, snapshot failures, order-stream reconnects, transport and
+/// venue errors, throttling, REST fallbacks) becomes a `system` entry `detected` in the order
+/// journal, at most once per look (the main loop's 20 ms) per counter.
+pub(super) struct FaultWatch {
+    last: Vec<u64>,
+}
+
+type Probe = (&'static str, fn(&crate::monitor::Sources) -> u64);
+
+const PROBES: [Probe; 11] = [
+    ("feed_disconnect", |s| sum_feeds(s, |f| f.disconnects.get())),
+    ("book_gap", |s| {
+        sum_feeds(s, |f| f.gaps.iter().map(|c| c.get()).sum())
+    }),
+    ("book_resync", |s| {
+        sum_feeds(s, |f| f.resyncs.iter().map(|c| c.get()).sum())
+    }),
+    ("malformed_frame", |s| {
+        sum_feeds(s, |f| f.malformed.iter().map(|c| c.get()).sum())
+    }),
+    ("ring_drop", |s| {
+        sum_feeds(s, |f| f.ring_drops.iter().map(|c| c.get()).sum())
+    }),
+    ("snapshot_failure", |s| {
+        sum_feeds(s, |f| f.snapshot_failures.get())
+    }),
+    ("order_stream_reconnect", |s| {
+        sum_gws(s, |g| g.ws_reconnects.get())
+    }),
+    ("transport_error", |s| {
+        sum_gws(s, |g| g.transport_errors.get())
+    }),
+    ("venue_error", |s| sum_gws(s, |g| g.venue_errors.get())),
+    ("throttled", |s| sum_gws(s, |g| g.throttled.get())),
+    ("rest_fallback", |s| sum_gws(s, |g| g.rest_fallbacks.get())),
+];
+
+fn sum_feeds(
+    s: &crate::monitor::Sources,
+    f: fn(&qalpha_engine::metrics::FeedMetrics) -> u64,
+) -> u64 {
+    s.feeds.iter().map(|x| f(x)).sum()
+}
+
+fn sum_gws(
+    s: &crate::monitor::Sources,
+    f: fn(&qalpha_engine::metrics::GatewayMetrics) -> u64,
+) -> u64 {
+    s.gateways.iter().map(|x| f(x)).sum()
+}
+
+impl FaultWatch {
+    pub(super) fn new() -> Self {
+        Self {
+            last: vec![0; PROBES.len()],
+        }
+    }
+
+    pub(super) fn look(
+        &mut self,
+        s: &crate::monitor::Sources,
+        journal: &crate::order_journal::OrderJournal,
+    ) {
+        for (i, (what, probe)) in PROBES.iter().enumerate() {
+            let now = probe(s);
+            if now > self.last[i] {
+                journal.system(
+                    "detected",
+                    serde_json::json!({"what": what, "total": now, "new": now - self.last[i]}),
+                );
+                self.last[i] = now;
+            }
+        }
+    }
+}

@@ -559,6 +559,8 @@ impl FeedRunner {
         m.resyncs_of(by).set(yc.resyncs);
         m.ring_drops_of(bn).set(bc.ring_drops);
         m.ring_drops_of(by).set(yc.ring_drops);
+        m.malformed_of(bn).set(bc.decode.malformed);
+        m.malformed_of(by).set(yc.decode.malformed);
         m.gaps_of(bn).set(self.router.binance.sync_counters().gaps);
         m.gaps_of(by).set(self.router.bybit.sync_counters().gaps);
         m.connects.set(self.stats.connects);
