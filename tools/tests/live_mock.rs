@@ -499,3 +499,47 @@ fn bybit_duplicated_frames_are_dropped() {
     assert_eq!(rep.gaps, 0, "{rep:?}");
     assert_healthy(&rep, &r);
 }
+
+#[test]
+fn fault_snapshot_errors_are_counted_and_retried() {
+    // Gaps force resyncs; half of the snapshots are answered with the venue's internal error.
+    let (rep, m, r) = binance_with_faults("drop-diff=0.01,snapshot-fail=0.5", 5);
+    assert!(m.counters.snapshot_faults.load(Ordering::Relaxed) > 0);
+    assert!(rep.snapshot_failures > 0, "{rep:?}");
+    assert!(rep.resyncs > 0, "every gap still ends in sync: {rep:?}");
+    assert!(rep.last_error.is_some());
+    assert_healthy(&rep, &r);
+}
+
+#[test]
+fn fault_snapshot_timeout_keeps_the_book_stale_and_retries() {
+    // Every snapshot answers after the client's REST timeout: the book never syncs, so nothing is
+    // ever published from it (no book checks, no crossed or wrong book); the feed keeps running,
+    // counting each timeout and asking again.
+    let dir = tempfile::tempdir().unwrap();
+    let m = mock(
+        Venue::BinanceUsdm,
+        synthetic(),
+        Speed::Factor(5.0),
+        "snapshot-delay=600ms",
+        dir.path(),
+    );
+    let out = dir.path().join("rec.qcap");
+    let o = overrides("binance", &m, &["depth@0ms", "trade"]);
+    let opts = LiveOptions {
+        rest_timeout: Duration::from_millis(250),
+        ..fast_opts()
+    };
+    let rep = record_until(&o, &out, opts, Duration::from_secs(3), || false);
+    assert!(rep.frames > 500, "{rep:?}");
+    assert!(rep.snapshot_failures >= 2, "{rep:?}");
+    assert_eq!(
+        (rep.syncs, rep.book_checks, rep.book_mismatches),
+        (0, 0, 0),
+        "{rep:?}"
+    );
+    // The same mock with a client that waits long enough syncs at once.
+    let out2 = dir.path().join("rec2.qcap");
+    let rep = record_until(&o, &out2, fast_opts(), Duration::from_secs(3), || false);
+    assert!(rep.syncs >= 1 && rep.snapshot_failures == 0, "{rep:?}");
+}

@@ -15,6 +15,8 @@
 //! | `ack-delay=200ms` | answer each order-entry request (REST or WebSocket) this much later (the order is already processed) |
 //! | `drop-private=0.05` | instead of delivering a private-stream message, close that private connection (the message is lost to it: the client must reconcile) |
 //! | `rate-limit=0.1` | refuse a new order (REST or WebSocket) with the venue's rate-limit error, not placing it: Binance HTTP 429 / ws-fapi status 429 `-1015`, Bybit `retCode` 10006 (PROTOCOLS.md B.7, C.8) |
+//! | `snapshot-fail=0.5` | answer a REST depth snapshot with the venue's internal error (Binance HTTP 503 `-1001`, Bybit `retCode` 10016) |
+//! | `snapshot-delay=3s` | answer REST depth snapshots this much later (a client's timeout) |
 //! | `heavy` | a mix of all of the above at once ([`FaultSpec::HEAVY`]; later items override it, e.g. `heavy,reject=0`) |
 //! | `clock-jump=10s@1s` | from 1 s after the mock started, its clock is 10 s ahead (whole mock): signed-request timestamp checks (-1021 / 10002), Bybit WS auth `expires` and the time endpoints use it, so a client synced before the jump is refused until it re-syncs; market-data timestamps stay on the real clock |
 
@@ -44,13 +46,17 @@ pub struct FaultSpec {
     pub rate_limit: f64,
     /// (how far ahead, start offset from mock start) of the mock's clock.
     pub clock_jump: Option<(Duration, Duration)>,
+    /// Probability that a REST depth snapshot is answered with the venue's internal error.
+    pub snapshot_fail: f64,
+    /// Delay before a REST depth snapshot is answered.
+    pub snapshot_delay: Option<Duration>,
 }
 
 /// The fault kinds, for `--help`.
 pub const FAULT_HELP: &str =
     "comma list of: heavy (a mix of all), disconnect-every=DUR, drop-diff=P, duplicate=P, reorder=P, \
 malformed=P, fragment=P, stall=DUR@DUR, ping-timeout, reject=P, ack-delay=DUR, drop-private=P, \
-rate-limit=P, clock-jump=DUR@DUR (DUR like 500ms, 4s, 1m; P a probability 0..1)";
+rate-limit=P, clock-jump=DUR@DUR, snapshot-fail=P, snapshot-delay=DUR (DUR like 500ms, 4s, 1m; P a probability 0..1)";
 
 /// `500ms`, `4s`, `1.5s`, `2m`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
@@ -89,6 +95,8 @@ impl FaultSpec {
         drop_private: 0.05,
         rate_limit: 0.03,
         clock_jump: Some((Duration::from_secs(2), Duration::from_secs(3))),
+        snapshot_fail: 0.3,
+        snapshot_delay: None,
     };
 
     pub fn parse(spec: &str) -> Result<Self, MockError> {
@@ -130,6 +138,11 @@ impl FaultSpec {
                     f.ack_delay = Some(parse_duration(v).ok_or_else(|| bad("expected a duration"))?)
                 }
                 "drop-private" => f.drop_private = prob()?,
+                "snapshot-fail" => f.snapshot_fail = prob()?,
+                "snapshot-delay" => {
+                    f.snapshot_delay =
+                        Some(parse_duration(v).ok_or_else(|| bad("expected a duration"))?)
+                }
                 "rate-limit" => f.rate_limit = prob()?,
                 "clock-jump" => {
                     let (d, at) = v.split_once('@').ok_or_else(|| bad("expected DUR@DUR"))?;

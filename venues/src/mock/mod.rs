@@ -21,6 +21,7 @@ pub mod positions;
 mod private_binance;
 mod private_bybit;
 pub mod probe;
+mod rest_market;
 pub mod rng;
 pub mod server;
 pub mod source;
@@ -162,6 +163,7 @@ impl MockExchange {
             orders: orders::OrderDesk::new(accounts, opts.seed),
             deadman: Mutex::new(deadman::DeadMan::default()),
             listen_keys: Mutex::new(private_binance::ListenKeys::new(opts.seed)),
+            snapshot_draws: Default::default(),
         });
         {
             let ctx = ctx.clone();

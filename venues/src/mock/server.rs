@@ -24,7 +24,7 @@ use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
 use super::faults::FaultSpec;
-use super::http::{accept_websocket, next_request, respond, set_last_response, skip_body, Request};
+use super::http::{accept_websocket, next_request, respond, set_last_response, Request};
 use super::market::{binance_route_of, binance_stream_key, Hub};
 use super::rng::Rng;
 
@@ -95,6 +95,8 @@ pub struct MockCounters {
     pub ws_orders: AtomicU64,
     /// Dead-man switches that fired.
     pub deadman_fired: AtomicU64,
+    /// REST depth snapshots answered with an error by `snapshot-fail`.
+    pub snapshot_faults: AtomicU64,
 }
 
 /// Shared by all connection threads.
@@ -115,6 +117,8 @@ pub struct Ctx {
     pub deadman: Mutex<super::deadman::DeadMan>,
     /// Binance user-data-stream listen keys (REST `/fapi/v1/listenKey`, ws-fapi `userDataStream.*`).
     pub listen_keys: Mutex<super::private_binance::ListenKeys>,
+    /// Depth snapshots requested (the draw index of `snapshot-fail`).
+    pub snapshot_draws: AtomicU64,
 }
 
 impl Ctx {
@@ -173,109 +177,12 @@ fn handle(sock: TcpStream, ctx: &Ctx, n: u64) -> std::io::Result<()> {
         ctx.counters.rest_requests.fetch_add(1, Ordering::Relaxed);
         let close = req.wants_close();
         set_last_response(close);
-        rest(&mut io, &req, ctx)?;
+        super::rest_market::rest(&mut io, &req, ctx)?;
         if close {
             break;
         }
     }
     Ok(())
-}
-
-fn rest(io: &mut ServerIo, req: &Request, ctx: &Ctx) -> std::io::Result<()> {
-    if super::orders::handles(ctx.venue, req.path()) {
-        return super::orders::serve(io, req, ctx);
-    }
-    // Market-data paths take no body; one sent anyway must not be read as the next request.
-    skip_body(io, req)?;
-    let limit = req.query("limit").and_then(|l| l.parse::<usize>().ok());
-    let symbol = req.query("symbol").unwrap_or("").to_ascii_uppercase();
-    match (ctx.venue, req.path()) {
-        (Venue::BinanceUsdm, "/fapi/v1/depth") => {
-            let limit = limit.unwrap_or(500);
-            let weight = match limit {
-                0..=50 => 2,
-                51..=100 => 5,
-                101..=500 => 10,
-                _ => 20,
-            };
-            let used = {
-                let mut w = ctx.weight.lock().unwrap_or_else(|p| p.into_inner());
-                if w.0.elapsed() >= Duration::from_secs(60) {
-                    *w = (Instant::now(), 0);
-                }
-                w.1 += weight;
-                w.1
-            };
-            let hdr = [("X-MBX-USED-WEIGHT-1M", used.to_string())];
-            if used > 2400 {
-                return respond(
-                    io,
-                    429,
-                    "Too Many Requests",
-                    &hdr,
-                    br#"{"code":-1003,"msg":"Too many requests."}"#,
-                );
-            }
-            let body = ctx.hub.with_symbol(&symbol, |s| {
-                s.map(|s| {
-                    format!(
-                        "{{\"lastUpdateId\":{},\"E\":{},\"T\":{},\"bids\":{},\"asks\":{}}}",
-                        s.last_update_id,
-                        s.last_ms,
-                        s.last_ms,
-                        s.book.levels_json(true, limit),
-                        s.book.levels_json(false, limit)
-                    )
-                })
-            });
-            match body {
-                Some(b) => respond(io, 200, "OK", &hdr, b.as_bytes()),
-                None => respond(
-                    io,
-                    400,
-                    "Bad Request",
-                    &hdr,
-                    br#"{"code":-1121,"msg":"Invalid symbol."}"#,
-                ),
-            }
-        }
-        (Venue::BinanceUsdm, "/fapi/v1/time") => {
-            let body = format!("{{\"serverTime\":{}}}", ctx.clock_ns() / 1_000_000);
-            respond(io, 200, "OK", &[], body.as_bytes())
-        }
-        (Venue::BybitLinear, "/v5/market/time") => {
-            let ns = ctx.clock_ns();
-            let (secs, ms) = (ns / 1_000_000_000, ns / 1_000_000);
-            let body = format!("{{\"retCode\":0,\"retMsg\":\"OK\",\"result\":{{\"timeSecond\":\"{secs}\",\"timeNano\":\"{ns}\"}},\"retExtInfo\":{{}},\"time\":{ms}}}");
-            respond(io, 200, "OK", &[], body.as_bytes())
-        }
-        (Venue::BybitLinear, "/v5/market/orderbook") => {
-            let limit = limit.unwrap_or(25);
-            let body = ctx.hub.with_symbol(&symbol, |s| {
-                s.map(|s| {
-                    let u = s.topic_u.values().copied().max().unwrap_or(0);
-                    format!(
-                        "{{\"retCode\":0,\"retMsg\":\"OK\",\"result\":{{\"s\":\"{symbol}\",\"b\":{},\"a\":{},\"ts\":{},\"u\":{u},\"seq\":{},\"cts\":{}}},\"retExtInfo\":{{}},\"time\":{}}}",
-                        s.book.levels_json(true, limit),
-                        s.book.levels_json(false, limit),
-                        s.last_ms,
-                        s.seq,
-                        s.last_ms,
-                        s.last_ms
-                    )
-                })
-            });
-            let body = body.unwrap_or_else(|| "{\"retCode\":10001,\"retMsg\":\"params error: symbol invalid\",\"result\":{},\"retExtInfo\":{},\"time\":0}".into());
-            respond(io, 200, "OK", &[], body.as_bytes())
-        }
-        _ => respond(
-            io,
-            404,
-            "Not Found",
-            &[],
-            br#"{"code":-1,"msg":"not found"}"#,
-        ),
-    }
 }
 
 /// A connection's subscriptions.
