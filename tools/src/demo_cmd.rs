@@ -236,6 +236,11 @@ pub struct DemoOptions {
     pub journal: Option<PathBuf>,
     /// Close any position at shutdown.
     pub flatten_on_exit: bool,
+    /// The feed → strategy ring's capacity (events).
+    pub md_ring: usize,
+    /// Fault injection (tests): the strategy thread spends this long on every market event (a slow
+    /// consumer: the ring fills and the feed drops).
+    pub slow_strategy: Option<Duration>,
 }
 
 impl Default for DemoOptions {
@@ -261,6 +266,8 @@ impl Default for DemoOptions {
             alerts: Default::default(),
             journal: None,
             flatten_on_exit: false,
+            md_ring: 1 << 16,
+            slow_strategy: None,
         }
     }
 }
@@ -404,7 +411,7 @@ pub(crate) fn run_engine(
         })
         .collect();
     let pl = Runtime::place(&specs);
-    let (md_tx, mut md_rx) = ring::<MarketEvent>(1 << 16, FullPolicy::DropNewest, pl[0].wait);
+    let (md_tx, mut md_rx) = ring::<MarketEvent>(o.md_ring, FullPolicy::DropNewest, pl[0].wait);
     // The recorder: one producer (the feed thread), the runner's connection table as the header.
     let rec_stop = Arc::new(AtomicBool::new(false));
     let (rec_tx, rec_handle) = match &o.record {
@@ -533,6 +540,7 @@ pub(crate) fn run_engine(
             let strat_done = gw_stop.clone();
             let link = Some(thread::ControlLink::new(ctl_rx.clone(), status.clone()));
             let stall_at = o.stall_strategy_after.map(|d| Instant::now() + d);
+            let slow = o.slow_strategy;
             rt.spawn(&specs[1].name, pl[1], move |p| {
                 let res = thread::with_gateway(
                     q,
@@ -545,6 +553,7 @@ pub(crate) fn run_engine(
                         done: &strat_done,
                         control: link,
                         stall_at,
+                        slow,
                     },
                 );
                 let _ = strat_res_tx.send(res);

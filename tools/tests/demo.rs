@@ -167,3 +167,28 @@ fn heavy_faults_are_survived_and_never_trade_blind() {
         "{detected:?}"
     );
 }
+
+/// A slow consumer: the strategy thread takes 1 ms per event behind a 256-event ring, so the feed
+/// thread drops events (never waits). Every drop marks the book stale; the executor sends nothing
+/// on a stale book, books resync and still never mismatch.
+#[test]
+fn a_slow_strategy_fills_the_ring_and_never_trades_on_a_stale_book() {
+    let o = DemoOptions {
+        duration: Duration::from_secs(8),
+        speed: 20.0,
+        capture: SAMPLE.into(),
+        wait: WaitMode::Park,
+        progress_every: None,
+        mode: DemoMode::Mock,
+        md_ring: 256,
+        slow_strategy: Some(Duration::from_millis(1)),
+        ..Default::default()
+    };
+    let rep = run_demo(&o, Arc::new(AtomicBool::new(false))).unwrap();
+    assert!(rep.ring_drops > 0, "{rep:?}");
+    assert!(rep.resyncs >= 1, "{rep:?}");
+    assert_eq!(rep.orders_on_stale_book, 0, "{rep:?}");
+    assert_eq!(rep.book_mismatches, 0, "{rep:?}");
+    assert_eq!(rep.duplicate_orders, 0, "{rep:?}");
+    assert!(rep.orders >= 1, "it still trades when in sync: {rep:?}");
+}

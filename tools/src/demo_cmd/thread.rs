@@ -230,6 +230,8 @@ pub(super) struct Side<'a> {
     /// Fault injection (tests): from this moment the thread stops working and beating until the
     /// feed closes.
     pub(super) stall_at: Option<Instant>,
+    /// Fault injection (tests): time spent on every market event.
+    pub(super) slow: Option<Duration>,
 }
 
 /// Mock mode: the strategy thread against the gateway thread. Runs until the feed's ring is closed
@@ -248,6 +250,7 @@ pub(super) fn with_gateway(
         done,
         control: mut ctl,
         stall_at,
+        slow,
     } = side;
     let mut checker = book_checker();
     let mut spins = 0u32;
@@ -271,6 +274,9 @@ pub(super) fn with_gateway(
                 checker.on_event(&ev);
                 q.on_market(&ev, &mut cmd_tx);
                 busy = true;
+                if let Some(d) = slow {
+                    std::thread::sleep(d);
+                }
             }
             Err(_) if md_rx.is_abandoned() => break,
             Err(_) => {}
