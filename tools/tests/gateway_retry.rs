@@ -297,3 +297,60 @@ fn bybit_client_side_limit_refuses_the_eleventh_create_in_a_second() {
     let s = g.finish();
     assert_eq!((s.throttled, s.venue_errors), (5, 0), "{s:?}");
 }
+
+/// `ack-delay` longer than the gateway's `ack_timeout`: the unanswered order is looked up at the
+/// venue (reconciled by a query) instead of being resent; it is acknowledged once — by the query
+/// or by the late answer, never both — and placed once.
+fn ack_timeout_is_reconciled_not_resent(venue: Venue, via: Via) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mock(venue, synthetic(), "ack-delay=1200ms", dir.path());
+    let mut cfg = config(&m, venue, via, false);
+    cfg.ack_timeout = Duration::from_millis(300);
+    let mut g = Gateway::connect(cfg).unwrap();
+    let mut out = Vec::new();
+    let o = resting(&m, venue, "slow-1");
+    g.submit(&new_order(&o), &mut out);
+    assert!(
+        pump(&mut g, &mut out, |o| outcome(o, "slow-1").is_some()),
+        "{out:?} {:?}",
+        g.stats
+    );
+    assert_eq!(
+        outcome(&out, "slow-1").unwrap().kind,
+        ExecKind::Ack,
+        "{out:?}"
+    );
+    // Let the late answer arrive too: it must not produce a second acknowledgement.
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        g.poll_io(Some(Duration::from_millis(5)), &mut out);
+    }
+    let acks = out
+        .iter()
+        .filter(|r| r.client_id.as_str() == "slow-1" && r.kind == ExecKind::Ack)
+        .count();
+    assert_eq!(acks, 1, "{out:?}");
+    assert_eq!(placed(&venue_ids(&m, venue), "slow-1"), 1);
+    let s = g.finish();
+    // Found at the venue by a query (the timeout's lookup or the open-order poll), not resent;
+    // the late answer was recognised as a repeat.
+    assert!(
+        s.ack_timeouts + s.reconciliations >= 1,
+        "{} {}",
+        s.ack_timeouts,
+        s.reconciliations
+    );
+    assert_eq!(s.orders, 1, "one placement request");
+    assert!(s.tracker.duplicate_reports >= 1, "{:?}", s.tracker);
+    assert_eq!(s.tracker.duplicate_orders, 0, "{:?}", s.tracker);
+}
+
+#[test]
+fn binance_ws_ack_timeout_is_reconciled_not_resent() {
+    ack_timeout_is_reconciled_not_resent(Venue::BinanceUsdm, Via::Ws);
+}
+
+#[test]
+fn bybit_ws_ack_timeout_is_reconciled_not_resent() {
+    ack_timeout_is_reconciled_not_resent(Venue::BybitLinear, Via::Ws);
+}
