@@ -543,3 +543,21 @@ fn fault_snapshot_timeout_keeps_the_book_stale_and_retries() {
     let rep = record_until(&o, &out2, fast_opts(), Duration::from_secs(3), || false);
     assert!(rep.syncs >= 1 && rep.snapshot_failures == 0, "{rep:?}");
 }
+
+#[test]
+fn fault_oversize_message_drops_the_connection_and_resyncs() {
+    let (rep, m, r) = binance_with_faults("oversize=0.002", 5);
+    assert!(m.counters.oversized.load(Ordering::Relaxed) > 0);
+    assert!(rep.disconnects >= 1 && rep.connects >= 2, "{rep:?}");
+    assert!(
+        rep.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("too long")
+                || e.contains("Space limit")
+                || e.contains("size")),
+        "{:?}",
+        rep.last_error
+    );
+    assert!(rep.resyncs >= 1, "{rep:?}");
+    assert_healthy(&rep, &r);
+}

@@ -17,6 +17,11 @@ use tungstenite::handshake::client::ClientHandshake;
 use tungstenite::handshake::{HandshakeError, MidHandshake};
 use tungstenite::{Message, WebSocket};
 
+/// The largest WebSocket message (and frame) accepted: the venues' largest are book snapshots of a
+/// few hundred KiB; anything over this is a broken or hostile peer, and the connection is dropped
+/// (and, for market data, reconnected and resynced) rather than buffering it.
+pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
+
 use super::url::Endpoint;
 use super::{describe_io, TransportError};
 
@@ -223,7 +228,10 @@ impl WsClient {
     }
 
     fn start_handshake(&mut self, io: Io) -> Result<(), TransportError> {
-        match tungstenite::client::client(self.endpoint.url.as_str(), io) {
+        let cfg = tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE_BYTES))
+            .max_frame_size(Some(MAX_MESSAGE_BYTES));
+        match tungstenite::client::client_with_config(self.endpoint.url.as_str(), io, Some(cfg)) {
             Ok((ws, _)) => self.state = State::Open(Box::new(ws)),
             Err(HandshakeError::Interrupted(m)) => self.state = State::Handshaking(Some(m)),
             Err(HandshakeError::Failure(e)) => return Err(self.handshake_err(e)),

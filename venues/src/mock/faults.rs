@@ -17,6 +17,7 @@
 //! | `rate-limit=0.1` | refuse a new order (REST or WebSocket) with the venue's rate-limit error, not placing it: Binance HTTP 429 / ws-fapi status 429 `-1015`, Bybit `retCode` 10006 (PROTOCOLS.md B.7, C.8) |
 //! | `snapshot-fail=0.5` | answer a REST depth snapshot with the venue's internal error (Binance HTTP 503 `-1001`, Bybit `retCode` 10016) |
 //! | `snapshot-delay=3s` | answer REST depth snapshots this much later (a client's timeout) |
+//! | `oversize=0.001` | before a market-data frame, send a 9 MiB message (over the client's 8 MiB limit: it must drop the connection, reconnect and resync) |
 //! | `heavy` | a mix of all of the above at once ([`FaultSpec::HEAVY`]; later items override it, e.g. `heavy,reject=0`) |
 //! | `clock-jump=10s@1s` | from 1 s after the mock started, its clock is 10 s ahead (whole mock): signed-request timestamp checks (-1021 / 10002), Bybit WS auth `expires` and the time endpoints use it, so a client synced before the jump is refused until it re-syncs; market-data timestamps stay on the real clock |
 
@@ -50,13 +51,15 @@ pub struct FaultSpec {
     pub snapshot_fail: f64,
     /// Delay before a REST depth snapshot is answered.
     pub snapshot_delay: Option<Duration>,
+    /// Probability that a 9 MiB message is sent before a market-data frame.
+    pub oversize: f64,
 }
 
 /// The fault kinds, for `--help`.
 pub const FAULT_HELP: &str =
     "comma list of: heavy (a mix of all), disconnect-every=DUR, drop-diff=P, duplicate=P, reorder=P, \
 malformed=P, fragment=P, stall=DUR@DUR, ping-timeout, reject=P, ack-delay=DUR, drop-private=P, \
-rate-limit=P, clock-jump=DUR@DUR, snapshot-fail=P, snapshot-delay=DUR (DUR like 500ms, 4s, 1m; P a probability 0..1)";
+rate-limit=P, clock-jump=DUR@DUR, snapshot-fail=P, snapshot-delay=DUR, oversize=P (DUR like 500ms, 4s, 1m; P a probability 0..1)";
 
 /// `500ms`, `4s`, `1.5s`, `2m`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
@@ -97,6 +100,7 @@ impl FaultSpec {
         clock_jump: Some((Duration::from_secs(2), Duration::from_secs(3))),
         snapshot_fail: 0.3,
         snapshot_delay: None,
+        oversize: 0.0,
     };
 
     pub fn parse(spec: &str) -> Result<Self, MockError> {
@@ -139,6 +143,7 @@ impl FaultSpec {
                 }
                 "drop-private" => f.drop_private = prob()?,
                 "snapshot-fail" => f.snapshot_fail = prob()?,
+                "oversize" => f.oversize = prob()?,
                 "snapshot-delay" => {
                     f.snapshot_delay =
                         Some(parse_duration(v).ok_or_else(|| bad("expected a duration"))?)

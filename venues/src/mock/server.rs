@@ -97,6 +97,8 @@ pub struct MockCounters {
     pub deadman_fired: AtomicU64,
     /// REST depth snapshots answered with an error by `snapshot-fail`.
     pub snapshot_faults: AtomicU64,
+    /// Oversize messages sent by `oversize`.
+    pub oversized: AtomicU64,
 }
 
 /// Shared by all connection threads.
@@ -183,6 +185,15 @@ fn handle(sock: TcpStream, ctx: &Ctx, n: u64) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The `oversize` fault's message: valid JSON, larger than any client should buffer (9 MiB).
+fn oversize_message() -> String {
+    let mut m = String::with_capacity(9 << 20);
+    m.push_str("{\"pad\":\"");
+    m.extend(std::iter::repeat_n('x', (9 << 20) - 12));
+    m.push_str("\"}");
+    m
 }
 
 /// A connection's subscriptions.
@@ -417,6 +428,10 @@ fn deliver(
     } else {
         1
     };
+    if rng.chance(f.oversize) {
+        c.oversized.fetch_add(1, Ordering::Relaxed);
+        send(ws, Message::text(oversize_message()))?;
+    }
     for _ in 0..copies {
         if rng.chance(f.malformed) {
             c.malformed.fetch_add(1, Ordering::Relaxed);
