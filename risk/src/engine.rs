@@ -181,6 +181,22 @@ impl RiskEngine {
     }
 
     /// The lot step cut sizes are rounded down to (from the instrument's rules).
+    /// At start: a position the venue reports (left by a crash, or traded by hand) enters the
+    /// ledger at the venue's entry price, fee-free, so exposure checks, reductions and PnL count it.
+    /// Call once, before any fill of this run.
+    pub fn restore_position(&mut self, venue: Venue, symbol: Symbol, size: Qty, entry: Price) {
+        if size.raw() == 0 {
+            return;
+        }
+        let side = if size.raw() > 0 {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
+        self.ledger
+            .on_fill(venue, symbol, side, entry, Qty(size.raw().abs()), Qty::ZERO);
+    }
+
     pub fn set_step(&mut self, venue: Venue, symbol: Symbol, step: Qty) {
         self.markets.entry((venue, symbol)).or_default().step = step;
     }

@@ -3,79 +3,15 @@
 //! serves `--metrics` and `--control`; paper mode trades on the same live feed with no keys; live
 //! mode refuses to start without `--live`; a config that names no usable venue is a clear error.
 
+mod engine_common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use qalpha_engine::event::Venue;
-use qalpha_engine::replay::Speed;
-use qalpha_venues::mock::{FaultSpec, MarketSource, MockExchange, MockOptions};
+use engine_common::{config, get, mock, qalpha};
 use serde_json::Value;
-
-const SAMPLE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../data/sample/btcusdt-usdm-20230404.qcap"
-);
-
-fn mock(dir: &Path) -> MockExchange {
-    MockExchange::start(MockOptions {
-        venue: Venue::BinanceUsdm,
-        source: MarketSource::Capture(SAMPLE.into()),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: true,
-        cert_out: Some(dir.to_path_buf()),
-        speed: Speed::Factor(5.0),
-        faults: FaultSpec::default(),
-        seed: 7,
-    })
-    .unwrap()
-}
-
-fn config(mode: &str, m: &MockExchange) -> String {
-    let a = m.addr;
-    format!(
-        r#"mode = "{mode}"
-
-[[venues]]
-venue = "binance"
-ws_url = "wss://{a}"
-rest_url = "https://{a}"
-symbols = ["BTCUSDT"]
-streams = ["depth@0ms", "bookTicker", "trade"]
-ca_file = "{}"
-order_ws_url = "wss://{a}/ws-fapi/v1"
-private_ws_url = "wss://{a}/private"
-order_via = "ws"
-
-[risk]
-daily_loss_limit = 1000
-"#,
-        m.ca_file.as_ref().unwrap().display()
-    )
-}
-
-fn qalpha() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_qalpha"));
-    c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .env_remove("QALPHA_KEYSTORE")
-        .env_remove("QALPHA_BINANCE_API_KEY")
-        .env_remove("QALPHA_BINANCE_API_SECRET");
-    c
-}
-
-fn get(addr: &str, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).unwrap();
-    buf.split_once("\r\n\r\n").unwrap().1.to_string()
-}
 
 #[test]
 fn testnet_mode_trades_through_the_gateway_with_metrics_and_control() {

@@ -11,6 +11,9 @@ use super::{DemoMode, Emergency, Latency};
 pub struct DemoReport {
     /// The supervisor found an engine thread stuck and halted trading (the run then stopped).
     pub stall: Option<Emergency>,
+    /// Gateway runs: what the start-up found at the venue (orders of an earlier run cancelled, the
+    /// position restored).
+    pub restored: Option<super::Restored>,
     /// What the alert thread did (when `[alerts]` has channels).
     pub alerts: Option<AlertCounts>,
     /// Records the order journal got this run (`--journal`).
