@@ -245,6 +245,8 @@ pub struct DemoOptions {
     /// Fault injection (tests): the strategy thread spends this long on every market event (a slow
     /// consumer: the ring fills and the feed drops).
     pub slow_strategy: Option<Duration>,
+    /// Receives the threads' metric blocks once they exist (the soak's sampler reads them).
+    pub sources_out: Option<std::sync::mpsc::Sender<crate::monitor::Sources>>,
 }
 
 impl Default for DemoOptions {
@@ -272,6 +274,7 @@ impl Default for DemoOptions {
             flatten_on_exit: false,
             md_ring: 1 << 16,
             slow_strategy: None,
+            sources_out: None,
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod pcap;
 pub mod replay_cmd;
 pub mod run_cmd;
 pub mod sdnotify;
+pub mod soak_cmd;
 pub mod train_cmd;
 pub mod train_report;
 

@@ -32,6 +32,9 @@ enum Cmd {
     /// strategy, risk and gateway threads with supervision, `--metrics`, `--control`, alerts and
     /// journals, until SIGINT/SIGTERM. Live mode needs `--live`. See docs/OPERATIONS.md.
     Run(qalpha_tools::run_cmd::RunArgs),
+    /// The soak test: the whole engine for a long time (1 h by default) against the mock's endless
+    /// synthetic market, sampling resident memory and ring levels; fails if memory grows.
+    Soak(qalpha_tools::soak_cmd::SoakArgs),
     /// Replay .qcap captures through the real pipeline (feed thread → SPSC ring → consumer).
     Replay(ReplayArgs),
     /// Convert other capture formats into .qcap.
@@ -316,6 +319,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Record(a) => qalpha_tools::live_cmd::run_record(a),
         Cmd::Demo(a) => qalpha_tools::demo_cmd::run(a),
         Cmd::Run(a) => qalpha_tools::run_cmd::run(a),
+        Cmd::Soak(a) => qalpha_tools::soak_cmd::run(a),
         Cmd::Bench(a) => qalpha_tools::bench_cmd::run(a),
         Cmd::CheckConfig(a) => qalpha_tools::check_config::run(a),
         Cmd::Keys(a) => qalpha_tools::keys_cmd::run(a),

@@ -150,6 +150,9 @@ pub(crate) fn run_engine(
         mode: format!("{:?}", o.mode).to_lowercase(),
         ..Default::default()
     };
+    if let Some(tx) = &o.sources_out {
+        let _ = tx.send(sources.clone());
+    }
     let metrics_server = match &o.metrics {
         Some(addr) => {
             let m = MetricsServer::start(addr, sources.clone())?;
