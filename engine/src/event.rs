@@ -168,6 +168,16 @@ pub enum StaleReason {
     Disconnected,
     /// The market-data ring was full and an update was dropped.
     RingOverflow,
+    /// The rebuilt book came out crossed (best bid ≥ best ask): the venue's data was corrupt or a
+    /// message was lost unnoticed. Never published; the book resyncs.
+    CrossedBook,
+}
+
+impl TopOfBook {
+    /// Both sides present and the best bid at or above the best ask.
+    pub fn is_crossed(&self) -> bool {
+        self.bid_px.raw() > 0 && self.ask_px.raw() > 0 && self.bid_px >= self.ask_px
+    }
 }
 
 /// What happened.

@@ -10,6 +10,7 @@ pub mod dataset_cmd;
 pub mod demo_cmd;
 pub mod download_cmd;
 pub mod features_cmd;
+pub mod fuzz;
 pub mod import_bybit;
 pub mod import_lines;
 pub mod journal_cmd;

@@ -35,6 +35,10 @@ enum Cmd {
     /// The soak test: the whole engine for a long time (1 h by default) against the mock's endless
     /// synthetic market, sampling resident memory and ring levels; fails if memory grows.
     Soak(qalpha_tools::soak_cmd::SoakArgs),
+    /// Mutation fuzzing of every reader of outside input (both venues' decoders and books, the
+    /// capture reader, the journal readers, the config readers), seeded from the bundled and shared
+    /// data; reproducible from `--seed`. `fuzz/` holds the same targets for cargo-fuzz.
+    Fuzz(qalpha_tools::fuzz::FuzzArgs),
     /// Replay .qcap captures through the real pipeline (feed thread → SPSC ring → consumer).
     Replay(ReplayArgs),
     /// Convert other capture formats into .qcap.
@@ -320,6 +324,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Demo(a) => qalpha_tools::demo_cmd::run(a),
         Cmd::Run(a) => qalpha_tools::run_cmd::run(a),
         Cmd::Soak(a) => qalpha_tools::soak_cmd::run(a),
+        Cmd::Fuzz(a) => qalpha_tools::fuzz::run(a),
         Cmd::Bench(a) => qalpha_tools::bench_cmd::run(a),
         Cmd::CheckConfig(a) => qalpha_tools::check_config::run(a),
         Cmd::Keys(a) => qalpha_tools::keys_cmd::run(a),

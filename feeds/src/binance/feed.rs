@@ -36,6 +36,8 @@ pub struct FeedCounters {
     pub orphan_snapshots: u64,
     /// Events the ring refused (live drop policy).
     pub ring_drops: u64,
+    /// Rebuilt books that came out crossed (corrupt data): never published, resynced.
+    pub crossed_books: u64,
     /// Trades at or below the last trade id seen for the symbol (duplicated or late copies): dropped.
     pub duplicate_trades: u64,
 }
@@ -301,6 +303,18 @@ fn emit_top<S: EventSink>(
     exch_ms: u64,
     top: qalpha_engine::event::TopOfBook,
 ) {
+    if top.is_crossed() {
+        // Corrupt data: never published; the book is dropped and resynced from a snapshot.
+        c.crossed_books += 1;
+        b.sync.invalidate();
+        went_stale(b, c, recv_ns);
+        let stale = MarketPayload::BookStale {
+            reason: StaleReason::CrossedBook,
+            last_update_id: top.update_id,
+        };
+        emit(c, sink, b.symbol, recv_ns, exch_ms, stale);
+        return;
+    }
     if emit(
         c,
         sink,

@@ -46,6 +46,8 @@ pub struct FeedCounters {
     pub resync_requests: u64,
     /// Events the ring refused (live drop policy).
     pub ring_drops: u64,
+    /// Rebuilt books that came out crossed (corrupt data): never published, resynced.
+    pub crossed_books: u64,
     /// Replies to subscribe / unsubscribe / ping / auth.
     pub control_frames: u64,
     pub pongs: u64,
@@ -330,6 +332,18 @@ fn emit_top<S: EventSink>(
     top: TopOfBook,
 ) {
     let symbol = b.topic.symbol;
+    if top.is_crossed() {
+        // Corrupt data: never published; the book is dropped and resubscribed for a snapshot.
+        c.crossed_books += 1;
+        b.sync.invalidate();
+        went_stale(b, c, pending, recv_ns);
+        let stale = MarketPayload::BookStale {
+            reason: StaleReason::CrossedBook,
+            last_update_id: top.update_id,
+        };
+        emit(c, sink, symbol, recv_ns, exch_ms, stale);
+        return;
+    }
     if emit(
         c,
         sink,
