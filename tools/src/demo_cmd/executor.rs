@@ -30,10 +30,11 @@
 //!   included: they change the position the strategy holds.
 //!
 //! Hot path: nothing is allocated per market event; each order sent allocates its client id
-//! (`ClientIdGen::next_id`) and an entry in the order map (kept for the run, so late fills still
-//! count). Live orders are counted incrementally, never by scanning the map.
+//! (`ClientIdGen::next_id`) and an entry in the order map; final orders stay in it for the next
+//! [`KEPT_CLOSED`] final orders (a late or repeated report still finds its order), then leave it, so
+//! the map stays bounded over weeks. Live orders are counted incrementally, never by scanning it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use qalpha_engine::event::{MarketEvent, MarketPayload, TopOfBook};
 use qalpha_engine::order::{
@@ -147,6 +148,8 @@ pub struct Executor {
     target: Option<Target>,
     working: Slot,
     orders: HashMap<ClientOrderId, OrderState>,
+    /// Final orders still in `orders`, oldest first.
+    closed: VecDeque<ClientOrderId>,
     live: Live,
     pub ledger: Ledger,
     /// Close any position at shutdown (`--flatten-on-exit`).
@@ -180,7 +183,8 @@ impl Executor {
             want_ask: None,
             target: None,
             working: Slot::default(),
-            orders: HashMap::with_capacity(4096),
+            orders: HashMap::with_capacity(2 * KEPT_CLOSED),
+            closed: VecDeque::with_capacity(KEPT_CLOSED + 1),
             live: Live::default(),
             ledger: Ledger::default(),
             flatten_on_exit: false,
@@ -615,6 +619,14 @@ impl Executor {
             }
         }
         if now.status.is_terminal() {
+            if was_live {
+                self.closed.push_back(r.client_id);
+                if self.closed.len() > KEPT_CLOSED {
+                    if let Some(old) = self.closed.pop_front() {
+                        self.orders.remove(&old);
+                    }
+                }
+            }
             if self.working.order == Some(r.client_id)
                 && now.order.order_type == OrderType::Market
                 && now.cum_qty.raw() == 0
@@ -630,6 +642,9 @@ impl Executor {
         }
     }
 }
+
+/// Final orders kept in the order map (see the module docs).
+pub const KEPT_CLOSED: usize = 4096;
 
 /// Which slot an order works for.
 #[derive(Clone, Copy, Debug)]

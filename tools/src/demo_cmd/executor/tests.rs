@@ -521,3 +521,29 @@ fn model_disagreement_puts_risk_in_conservative_mode_and_back() {
     assert!(!risk.conservative());
     assert_eq!(risk.stats.transitions, 2, "on, then off");
 }
+
+#[test]
+fn final_orders_leave_the_map_after_kept_closed_more() {
+    use super::KEPT_CLOSED;
+    let mut r = Rig::synced();
+    let mut ids = Vec::new();
+    // Open and close (reject) KEPT_CLOSED + 10 quotes, one at a time.
+    for _ in 0..KEPT_CLOSED + 10 {
+        r.intent(quote(Some(("100", "1")), None));
+        let id = r.last();
+        r.report(id, ExecKind::Rejected, "0", "0");
+        ids.push(id);
+        r.intent(quote(None, None));
+    }
+    assert_eq!(r.ex.orders.len(), KEPT_CLOSED, "bounded");
+    // The oldest left; a late report about one is counted as unknown, not applied.
+    let before = r.ex.counters.unknown_reports;
+    r.report(ids[0], ExecKind::Canceled, "0", "0");
+    assert_eq!(r.ex.counters.unknown_reports, before + 1);
+    // A recent one is still there: its repeat is recognised and ignored.
+    let recent = *ids.last().unwrap();
+    let ignored = r.ex.counters.ignored_reports;
+    r.report(recent, ExecKind::Rejected, "0", "0");
+    assert_eq!(r.ex.counters.ignored_reports, ignored + 1);
+    assert_eq!(r.ex.live_orders(), 0);
+}
