@@ -63,6 +63,21 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Turns an I/O error from a TLS stream into a message that names the likely cause.
+pub(crate) fn describe_io(e: &std::io::Error) -> String {
+    if let Some(inner) = e.get_ref() {
+        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+            return match tls {
+                rustls::Error::InvalidCertificate(c) => format!(
+                    "server certificate not trusted ({c:?}); for the mock exchange pass --ca-file DIR/ca.pem"
+                ),
+                other => format!("TLS error: {other}"),
+            };
+        }
+    }
+    e.to_string()
+}
+
 #[cfg(test)]
 mod redact_tests {
     #[test]
@@ -82,19 +97,4 @@ mod redact_tests {
             "wss://stream.bybit.com/v5/private"
         );
     }
-}
-
-/// Turns an I/O error from a TLS stream into a message that names the likely cause.
-pub(crate) fn describe_io(e: &std::io::Error) -> String {
-    if let Some(inner) = e.get_ref() {
-        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-            return match tls {
-                rustls::Error::InvalidCertificate(c) => format!(
-                    "server certificate not trusted ({c:?}); for the mock exchange pass --ca-file DIR/ca.pem"
-                ),
-                other => format!("TLS error: {other}"),
-            };
-        }
-    }
-    e.to_string()
 }
