@@ -561,3 +561,20 @@ fn fault_oversize_message_drops_the_connection_and_resyncs() {
     assert!(rep.resyncs >= 1, "{rep:?}");
     assert_healthy(&rep, &r);
 }
+
+#[test]
+fn bybit_venue_restart_replaces_the_book_without_a_gap() {
+    // 1.5 s in, the service restarts: an orderbook.50 snapshot with u = 1, deltas from 2.
+    let (rep, _m, r) = bybit_with_faults("venue-restart=1500ms", 4);
+    assert_eq!(
+        (rep.gaps, r.gaps),
+        (0, 0),
+        "a restart is not a gap: {rep:?}"
+    );
+    assert!(
+        r.snapshots >= 2,
+        "the subscription's and the restart's: {r:?}"
+    );
+    assert_eq!(rep.connects, 1, "no reconnect needed: {rep:?}");
+    assert_healthy(&rep, &r);
+}

@@ -18,6 +18,7 @@
 //! | `snapshot-fail=0.5` | answer a REST depth snapshot with the venue's internal error (Binance HTTP 503 `-1001`, Bybit `retCode` 10016) |
 //! | `snapshot-delay=3s` | answer REST depth snapshots this much later (a client's timeout) |
 //! | `oversize=0.001` | before a market-data frame, send a 9 MiB message (over the client's 8 MiB limit: it must drop the connection, reconnect and resync) |
+//! | `venue-restart=3s` | Bybit synthetic market: 3 s in, the service restarts — an `orderbook.50` snapshot with `u = 1`, deltas from 2 (the client must replace its book, not see a gap) |
 //! | `heavy` | a mix of all of the above at once ([`FaultSpec::HEAVY`]; later items override it, e.g. `heavy,reject=0`) |
 //! | `clock-jump=10s@1s` | from 1 s after the mock started, its clock is 10 s ahead (whole mock): signed-request timestamp checks (-1021 / 10002), Bybit WS auth `expires` and the time endpoints use it, so a client synced before the jump is refused until it re-syncs; market-data timestamps stay on the real clock |
 
@@ -53,13 +54,16 @@ pub struct FaultSpec {
     pub snapshot_delay: Option<Duration>,
     /// Probability that a 9 MiB message is sent before a market-data frame.
     pub oversize: f64,
+    /// Bybit synthetic market: the service restarts this long after the market starts — a fresh
+    /// `orderbook.50` snapshot with `u = 1`, deltas counting on from there.
+    pub venue_restart: Option<Duration>,
 }
 
 /// The fault kinds, for `--help`.
 pub const FAULT_HELP: &str =
     "comma list of: heavy (a mix of all), disconnect-every=DUR, drop-diff=P, duplicate=P, reorder=P, \
 malformed=P, fragment=P, stall=DUR@DUR, ping-timeout, reject=P, ack-delay=DUR, drop-private=P, \
-rate-limit=P, clock-jump=DUR@DUR, snapshot-fail=P, snapshot-delay=DUR, oversize=P (DUR like 500ms, 4s, 1m; P a probability 0..1)";
+rate-limit=P, clock-jump=DUR@DUR, snapshot-fail=P, snapshot-delay=DUR, oversize=P, venue-restart=DUR (DUR like 500ms, 4s, 1m; P a probability 0..1)";
 
 /// `500ms`, `4s`, `1.5s`, `2m`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
@@ -101,6 +105,7 @@ impl FaultSpec {
         snapshot_fail: 0.3,
         snapshot_delay: None,
         oversize: 0.0,
+        venue_restart: None,
     };
 
     pub fn parse(spec: &str) -> Result<Self, MockError> {
@@ -144,6 +149,10 @@ impl FaultSpec {
                 "drop-private" => f.drop_private = prob()?,
                 "snapshot-fail" => f.snapshot_fail = prob()?,
                 "oversize" => f.oversize = prob()?,
+                "venue-restart" => {
+                    f.venue_restart =
+                        Some(parse_duration(v).ok_or_else(|| bad("expected a duration"))?)
+                }
                 "snapshot-delay" => {
                     f.snapshot_delay =
                         Some(parse_duration(v).ok_or_else(|| bad("expected a duration"))?)

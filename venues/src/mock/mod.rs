@@ -145,8 +145,9 @@ impl MockExchange {
             }
             MarketSource::Synthetic(spec) => {
                 let (hub, stop) = (hub.clone(), stop.clone());
+                let restart = opts.faults.venue_restart;
                 threads.push(spawn("mock-synthetic", move || {
-                    synthetic::run(venue, spec, hub, speed, &stop)
+                    synthetic::run(venue, spec, hub, speed, restart, &stop)
                 })?);
             }
         }

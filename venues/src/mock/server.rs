@@ -389,7 +389,7 @@ fn wanted(frame: &super::market::TapeFrame, subs: &Subs) -> Option<(String, u64)
 fn deliver(
     ws: &mut WebSocket<ServerIo>,
     frame: &super::market::TapeFrame,
-    subs: &Subs,
+    subs: &mut Subs,
     ctx: &Ctx,
     rng: &mut Rng,
     held: &mut Option<(String, String)>,
@@ -406,6 +406,12 @@ fn deliver(
         Venue::BybitLinear => {
             if frame.is_diff && frame.topic_u <= snap_u {
                 return Ok(()); // already inside this subscriber's snapshot
+            }
+            if !frame.is_diff && frame.topic_u < snap_u {
+                // A snapshot behind this subscriber's: the service restarted (`u` back to 1).
+                if let Some(i) = subs.items.iter_mut().find(|i| i.0 == frame.key) {
+                    i.2 = frame.topic_u;
+                }
             }
             frame.body.clone()
         }

@@ -90,6 +90,42 @@ impl Gen {
         g
     }
 
+    /// The `venue-restart` fault (Bybit): the service comes back with `u = 1` — a full
+    /// `orderbook.50` snapshot of the current book; the next deltas count on from 2.
+    fn bybit_restart(&mut self, hub: &Hub) {
+        self.bybit_u = 1;
+        self.seq += 1;
+        let (sym, ms, seq) = (self.sym.clone(), self.ms, self.seq);
+        let all: Vec<(bool, i64, i64)> = self
+            .bids
+            .iter()
+            .rev()
+            .map(|(p, q)| (true, *p, *q))
+            .chain(self.asks.iter().map(|(p, q)| (false, *p, *q)))
+            .collect();
+        let topic = format!("orderbook.50.{sym}");
+        let body = format!(
+            "{{\"topic\":\"{topic}\",\"type\":\"snapshot\",\"ts\":{ms},\"data\":{{\"s\":\"{sym}\",\"b\":{},\"a\":{},\"u\":1,\"seq\":{seq}}},\"cts\":{ms}}}",
+            Self::levels(&all, true),
+            Self::levels(&all, false)
+        );
+        let t = topic.clone();
+        hub.publish(
+            &sym,
+            TapeFrame {
+                key: topic,
+                body,
+                is_diff: false,
+                topic_u: 1,
+                recv_ns: 0,
+            },
+            |s| {
+                s.topic_u.insert(t, 1);
+                s.seq = seq;
+            },
+        );
+    }
+
     fn seed_state(&self) -> SymbolState {
         let mut s = SymbolState::default();
         for (p, q) in &self.bids {
@@ -417,7 +453,15 @@ impl Gen {
 
 /// Runs the synthetic market until `stop`, at `BASE_RATE × speed` steps per second (`max`: as fast
 /// as connections take frames).
-pub fn run(venue: Venue, spec: SyntheticSpec, hub: Arc<Hub>, speed: Speed, stop: &AtomicBool) {
+pub fn run(
+    venue: Venue,
+    spec: SyntheticSpec,
+    hub: Arc<Hub>,
+    speed: Speed,
+    restart: Option<Duration>,
+    stop: &AtomicBool,
+) {
+    let mut restart = restart.filter(|_| venue == Venue::BybitLinear);
     let mut g = Gen::new(venue, &spec);
     hub.seed(&g.sym.clone(), g.seed_state());
     let interval = match speed {
@@ -432,6 +476,10 @@ pub fn run(venue: Venue, spec: SyntheticSpec, hub: Arc<Hub>, speed: Speed, stop:
             continue;
         }
         let start = *start.get_or_insert_with(Instant::now);
+        if restart.is_some_and(|at| start.elapsed() >= at) {
+            restart = None;
+            g.bybit_restart(&hub);
+        }
         g.publish(&hub);
         n = n.wrapping_add(1);
         if !interval.is_zero() {
