@@ -135,6 +135,28 @@ pub enum SwitchKind {
 }
 
 impl SwitchKind {
+    pub const ALL: [SwitchKind; 6] = [
+        SwitchKind::DailyLoss,
+        SwitchKind::ConsecutiveLosses,
+        SwitchKind::VolatilitySpike,
+        SwitchKind::ApiErrorRate,
+        SwitchKind::ModelDisagreement,
+        SwitchKind::Operator,
+    ];
+
+    /// As a metrics gauge value: 0 for none, else `1 + ` its place in [`Self::ALL`].
+    pub fn to_gauge(k: Option<SwitchKind>) -> i64 {
+        k.and_then(|k| Self::ALL.iter().position(|x| *x == k))
+            .map_or(0, |i| i as i64 + 1)
+    }
+
+    /// The inverse of [`Self::to_gauge`].
+    pub fn from_gauge(v: i64) -> Option<SwitchKind> {
+        usize::try_from(v - 1)
+            .ok()
+            .and_then(|i| Self::ALL.get(i).copied())
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             SwitchKind::DailyLoss => "daily_loss",

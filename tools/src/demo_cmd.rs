@@ -68,6 +68,7 @@ use qalpha_feeds::live::{recorder_ring, FeedRunner, LiveOptions};
 use qalpha_venues::mock::FaultSpec;
 use serde_json::json;
 
+use crate::live_cmd::parse_dur;
 use crate::monitor::{MetricsServer, Sources};
 use crate::order_journal::OrderJournal;
 use executor::{Executor, Market};
@@ -356,9 +357,4 @@ pub fn run(a: DemoArgs) -> Result<()> {
     };
     let rep = run_demo(&o, crate::live_cmd::ctrl_c_flag())?;
     finish_run(&rep)
-}
-
-fn parse_dur(s: &str) -> Result<Duration, String> {
-    qalpha_venues::mock::faults::parse_duration(s)
-        .ok_or_else(|| format!("invalid duration {s:?}: use e.g. 500ms, 15s, 2m"))
 }

@@ -21,6 +21,7 @@ use anyhow::{bail, Context, Result};
 use qalpha_engine::event::{MarketEvent, MarketPayload};
 use qalpha_feeds::binance::feed::BinanceFeed;
 use qalpha_feeds::bybit::feed::BybitFeed;
+use qalpha_venues::mock::rng::Rng;
 
 /// The targets, by name.
 pub const TARGETS: [&str; 5] = [
@@ -196,24 +197,12 @@ pub fn regressions(target: &str, repo: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
-/// xorshift64* for reproducible mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
+/// A uniform index below `n` (0 when `n` is 0).
+fn below(rng: &mut Rng, n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        (rng.next_u64() % n as u64) as usize
     }
 }
 
@@ -236,50 +225,50 @@ const INTERESTING: [&[u8]; 12] = [
 /// with another seed, interesting tokens, digit runs).
 fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
     let mut v = input.to_vec();
-    for _ in 0..1 + rng.below(4) {
+    for _ in 0..1 + below(rng, 4) {
         let len = v.len();
-        match rng.below(8) {
+        match below(rng, 8) {
             0 if len > 0 => {
-                let i = rng.below(len);
-                v[i] ^= 1 << rng.below(8);
+                let i = below(rng, len);
+                v[i] ^= 1 << below(rng, 8);
             }
             1 => {
-                let i = rng.below(len + 1);
-                v.insert(i, rng.next() as u8);
+                let i = below(rng, len + 1);
+                v.insert(i, rng.next_u64() as u8);
             }
             2 if len > 0 => {
-                let i = rng.below(len);
-                let n = 1 + rng.below((len - i).min(16));
+                let i = below(rng, len);
+                let n = 1 + below(rng, (len - i).min(16));
                 v.drain(i..i + n);
             }
-            3 if len > 0 => v.truncate(rng.below(len)),
+            3 if len > 0 => v.truncate(below(rng, len)),
             4 if len > 0 => {
-                let i = rng.below(len);
-                let n = 1 + rng.below((len - i).min(64));
+                let i = below(rng, len);
+                let n = 1 + below(rng, (len - i).min(64));
                 let chunk = v[i..i + n].to_vec();
-                let at = rng.below(len + 1);
+                let at = below(rng, len + 1);
                 v.splice(at..at, chunk);
             }
             5 if !other.is_empty() => {
-                let cut = rng.below(len + 1);
-                let from = rng.below(other.len());
+                let cut = below(rng, len + 1);
+                let from = below(rng, other.len());
                 v.truncate(cut);
                 v.extend_from_slice(&other[from..]);
             }
             6 => {
-                let t = INTERESTING[rng.below(INTERESTING.len())];
-                let at = rng.below(len + 1);
+                let t = INTERESTING[below(rng, INTERESTING.len())];
+                let at = below(rng, len + 1);
                 v.splice(at..at, t.iter().copied());
             }
             _ if len > 0 => {
                 // Replace a digit run with another number.
-                let i = rng.below(len);
+                let i = below(rng, len);
                 if v[i].is_ascii_digit() {
                     let mut j = i;
                     while j < len && v[j].is_ascii_digit() {
                         j += 1;
                     }
-                    let n = (rng.next() >> rng.below(64)).to_string();
+                    let n = (rng.next_u64() >> below(rng, 64)).to_string();
                     v.splice(i..j, n.into_bytes());
                 }
             }
@@ -315,7 +304,7 @@ pub fn fuzz(
         );
     }
     let seeds = seeds(target, repo);
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::new(seed);
     let mut rep = FuzzReport {
         target: target.into(),
         seeds: seeds.len(),
@@ -343,8 +332,8 @@ pub fn fuzz(
         res = res.and(try_one(s, &mut rep));
     }
     for _ in 0..runs {
-        let a = &seeds[rng.below(seeds.len())];
-        let b = &seeds[rng.below(seeds.len())];
+        let a = &seeds[below(&mut rng, seeds.len())];
+        let b = &seeds[below(&mut rng, seeds.len())];
         let input = mutate(&mut rng, a, b);
         res = res.and(try_one(&input, &mut rep));
         rep.runs += 1;

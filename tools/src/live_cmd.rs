@@ -439,9 +439,10 @@ pub struct MockArgs {
     pub duration: Option<Duration>,
 }
 
-fn parse_dur(s: &str) -> Result<Duration, String> {
+/// A `--duration`-style flag (`500ms`, `15s`, `2m`, `1h`), for clap.
+pub(crate) fn parse_dur(s: &str) -> Result<Duration, String> {
     qalpha_venues::mock::faults::parse_duration(s)
-        .ok_or_else(|| format!("invalid duration {s:?}: use e.g. 500ms, 15s, 2m"))
+        .ok_or_else(|| format!("invalid duration {s:?}: use e.g. 500ms, 15s, 2m, 1h"))
 }
 
 /// Installs a handler for Ctrl-C (SIGINT), SIGTERM (what systemd sends) and SIGHUP that sets the

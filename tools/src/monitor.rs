@@ -10,7 +10,6 @@
 //! The [`Supervisor`] watches every engine thread's heartbeat; a thread whose heartbeat has not moved
 //! for the stall window is stuck (or dead), and the caller halts trading.
 
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -167,27 +166,23 @@ fn serve(mut stream: TcpStream, sources: &Sources, started: Instant) {
         ("GET", p) if p == "/metrics" || p.starts_with("/metrics?") => {
             sources.scrapes.fetch_add(1, Ordering::Relaxed);
             (
-                "200 OK",
+                200,
                 "text/plain; version=0.0.4; charset=utf-8",
                 sources.render(started),
             )
         }
         ("GET", "/") => (
-            "200 OK",
+            200,
             "text/plain; charset=utf-8",
             "qalpha engine: metrics at /metrics\n".to_string(),
         ),
         _ => (
-            "404 Not Found",
+            404,
             "text/plain; charset=utf-8",
             "not found: GET /metrics\n".to_string(),
         ),
     };
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {code}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    crate::control::write_response(&mut stream, code, ctype, &body);
 }
 
 /// Watches the engine threads' heartbeats: a heartbeat that has not moved for `window` is a stuck

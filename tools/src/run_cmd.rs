@@ -21,6 +21,7 @@ use qalpha_venues::sign::Signer;
 
 use crate::demo_cmd::{finish_run, run_engine, DemoMode, EngineArgs, Target};
 use crate::keys_cmd::StoreArgs;
+use crate::live_cmd::parse_dur;
 
 /// `qalpha run` arguments.
 #[derive(clap::Args, Debug)]
@@ -41,11 +42,6 @@ pub struct RunArgs {
     pub store: StoreArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
-}
-
-fn parse_dur(s: &str) -> Result<Duration, String> {
-    qalpha_venues::mock::faults::parse_duration(s)
-        .ok_or_else(|| format!("invalid duration {s:?}: use e.g. 500ms, 15s, 2m, 24h"))
 }
 
 /// Runs `qalpha run`.

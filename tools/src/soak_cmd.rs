@@ -21,6 +21,7 @@ use qalpha_venues::mock::{FaultSpec, MarketSource, MockExchange, MockOptions, Sy
 use crate::demo_cmd::{
     mock_feed_plans, mock_gateway_config, run_engine, DemoMode, EngineArgs, Target,
 };
+use crate::live_cmd::parse_dur;
 
 /// `qalpha soak` arguments.
 #[derive(clap::Args, Debug)]
@@ -45,11 +46,6 @@ pub struct SoakArgs {
     pub soak_json: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
-}
-
-fn parse_dur(s: &str) -> Result<Duration, String> {
-    qalpha_venues::mock::faults::parse_duration(s)
-        .ok_or_else(|| format!("invalid duration {s:?}: use e.g. 30s, 10m, 1h"))
 }
 
 /// One sample.

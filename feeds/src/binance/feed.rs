@@ -303,19 +303,12 @@ fn emit_top<S: EventSink>(
     exch_ms: u64,
     top: qalpha_engine::event::TopOfBook,
 ) {
-    if top.is_crossed() {
-        // Corrupt data: never published; the book is dropped and resynced from a snapshot.
+    // A crossed book is corrupt data (never published); a dropped top leaves the consumer's view
+    // inexact. Either way the book is dropped and resynced from a snapshot.
+    let reason = if top.is_crossed() {
         c.crossed_books += 1;
-        b.sync.invalidate();
-        went_stale(b, c, recv_ns);
-        let stale = MarketPayload::BookStale {
-            reason: StaleReason::CrossedBook,
-            last_update_id: top.update_id,
-        };
-        emit(c, sink, b.symbol, recv_ns, exch_ms, stale);
-        return;
-    }
-    if emit(
+        StaleReason::CrossedBook
+    } else if emit(
         c,
         sink,
         b.symbol,
@@ -324,20 +317,17 @@ fn emit_top<S: EventSink>(
         MarketPayload::BookTop(top),
     ) == PushOutcome::Dropped
     {
-        b.sync.invalidate();
-        went_stale(b, c, recv_ns);
-        emit(
-            c,
-            sink,
-            b.symbol,
-            recv_ns,
-            exch_ms,
-            MarketPayload::BookStale {
-                reason: StaleReason::RingOverflow,
-                last_update_id: top.update_id,
-            },
-        );
-    }
+        StaleReason::RingOverflow
+    } else {
+        return;
+    };
+    b.sync.invalidate();
+    went_stale(b, c, recv_ns);
+    let stale = MarketPayload::BookStale {
+        reason,
+        last_update_id: top.update_id,
+    };
+    emit(c, sink, b.symbol, recv_ns, exch_ms, stale);
 }
 
 #[inline]

@@ -332,19 +332,12 @@ fn emit_top<S: EventSink>(
     top: TopOfBook,
 ) {
     let symbol = b.topic.symbol;
-    if top.is_crossed() {
-        // Corrupt data: never published; the book is dropped and resubscribed for a snapshot.
+    // A crossed book is corrupt data (never published); a dropped top leaves the consumer's view
+    // inexact. Either way the book is dropped and resubscribed for a snapshot.
+    let reason = if top.is_crossed() {
         c.crossed_books += 1;
-        b.sync.invalidate();
-        went_stale(b, c, pending, recv_ns);
-        let stale = MarketPayload::BookStale {
-            reason: StaleReason::CrossedBook,
-            last_update_id: top.update_id,
-        };
-        emit(c, sink, symbol, recv_ns, exch_ms, stale);
-        return;
-    }
-    if emit(
+        StaleReason::CrossedBook
+    } else if emit(
         c,
         sink,
         symbol,
@@ -353,14 +346,17 @@ fn emit_top<S: EventSink>(
         MarketPayload::BookTop(top),
     ) == PushOutcome::Dropped
     {
-        b.sync.invalidate();
-        went_stale(b, c, pending, recv_ns);
-        let stale = MarketPayload::BookStale {
-            reason: StaleReason::RingOverflow,
-            last_update_id: top.update_id,
-        };
-        emit(c, sink, symbol, recv_ns, exch_ms, stale);
-    }
+        StaleReason::RingOverflow
+    } else {
+        return;
+    };
+    b.sync.invalidate();
+    went_stale(b, c, pending, recv_ns);
+    let stale = MarketPayload::BookStale {
+        reason,
+        last_update_id: top.update_id,
+    };
+    emit(c, sink, symbol, recv_ns, exch_ms, stale);
 }
 
 #[inline]

@@ -243,6 +243,11 @@ pub(crate) fn read_request(stream: &mut TcpStream) -> Option<Request> {
 }
 
 fn respond(stream: &mut TcpStream, code: u16, body: &Value) {
+    write_response(stream, code, "application/json", &body.to_string());
+}
+
+/// Writes one HTTP/1.1 response and asks the client to close (shared with the metrics server).
+pub(crate) fn write_response(stream: &mut TcpStream, code: u16, content_type: &str, body: &str) {
     let reason = match code {
         200 => "OK",
         400 => "Bad Request",
@@ -252,10 +257,9 @@ fn respond(stream: &mut TcpStream, code: u16, body: &Value) {
         405 => "Method Not Allowed",
         _ => "Service Unavailable",
     };
-    let body = body.to_string();
     let _ = write!(
         stream,
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
 }

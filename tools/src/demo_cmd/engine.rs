@@ -268,7 +268,7 @@ pub(crate) fn run_engine(
         std::thread::sleep(Duration::from_millis(20));
         if let Some(w) = alerts.as_mut() {
             let drops = feed_metrics.disconnects.get() + gw_metrics.ws_reconnects.get();
-            w.tick(&view, &status, drops);
+            w.tick(&view, drops);
         }
         if let Some(j) = &journal {
             faults.look(&sources, j);

@@ -90,8 +90,6 @@ pub(super) fn on_stall(
 pub(super) struct AlertWatch {
     pub(super) alerter: Alerter,
     state: i64,
-    /// Turns spent waiting for the halt's reason.
-    waits: u32,
     storm: Storm,
     daily: DailyClock,
 }
@@ -103,33 +101,17 @@ impl AlertWatch {
         Ok(AlertWatch {
             alerter: Alerter::start(cfg)?,
             state: 0,
-            waits: 0,
             storm,
             daily,
         })
     }
 
     /// One look (every main-loop turn).
-    pub(super) fn tick(
-        &mut self,
-        view: &LiveView,
-        status: &std::sync::Mutex<serde_json::Value>,
-        disconnects: u64,
-    ) {
+    pub(super) fn tick(&mut self, view: &LiveView, disconnects: u64) {
         let state = view.risk_state.get();
         if state != self.state {
-            let why = status
-                .lock()
-                .ok()
-                .and_then(|s| s["halt_reason"].as_str().map(str::to_string));
-            // The status (with the switch's name) is republished at most every 200 ms: wait for
-            // it up to a second before raising the halt without a name.
-            if state == 2 && why.is_none() && self.waits < 50 {
-                self.waits += 1;
-                return;
-            }
-            self.waits = 0;
-            let why = why.unwrap_or_else(|| "unknown".into());
+            let why = qalpha_risk::SwitchKind::from_gauge(view.halt_reason.get())
+                .map_or("unknown", |k| k.name());
             let a = match state {
                 2 => Some(Alert::new(
                     &format!("halt:{why}"),
@@ -203,9 +185,7 @@ pub(super) fn summary_alert(key: &str, title: &str, view: &LiveView) -> Alert {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    qalpha_engine::clock::now_ns() / 1_000_000
 }
 
 /// Journals what the engine detected: every increase of a fault counter (disconnects, gaps,

@@ -60,6 +60,8 @@ fn publish(v: &LiveView, q: &Executor, events: u64, md_level: usize) {
     v.open_orders.set(q.live_orders() as i64);
     v.md_ring_level.set(md_level as i64);
     let state = q.risk.as_ref().map_or(RiskState::Active, |r| r.state());
+    let why = q.risk.as_ref().and_then(|r| r.halt_reason());
+    v.halt_reason.set(qalpha_risk::SwitchKind::to_gauge(why));
     v.risk_state.set(match state {
         RiskState::Active => 0,
         RiskState::Reducing => 1,

@@ -365,24 +365,6 @@ impl Gateway {
         self.finish()
     }
 
-    /// Counters for the monitor, and the heartbeat (a few relaxed stores; when idle and every
-    /// 1,024 busy turns).
-    fn publish_metrics(&self, m: &GatewayMetrics, ring_level: usize) {
-        let s = &self.stats;
-        m.beats.inc();
-        m.sent.set(s.orders);
-        m.cancels_sent.set(s.cancels + s.cancel_alls);
-        m.ws_reconnects
-            .set(s.order_ws_reconnects + s.private_reconnects);
-        m.rest_fallbacks.set(s.rest_fallbacks);
-        m.transport_errors.set(s.transport_errors);
-        m.venue_errors.set(s.venue_errors);
-        m.throttled.set(s.throttled);
-        m.pending.set(self.pending.len() as i64);
-        m.cmd_ring_level.set(ring_level as i64);
-        m.halted.set(i64::from(s.halted));
-    }
-
     /// The instrument rules loaded for `symbol` (at start for the configured symbols).
     pub fn rules_of(&self, symbol: Symbol) -> Option<InstrumentRules> {
         self.rules.get(&symbol).cloned()

@@ -3,6 +3,9 @@
 use hdrhistogram::Histogram;
 
 use crate::gateway::tracker::TrackerStats;
+use qalpha_engine::metrics::GatewayMetrics;
+
+use super::Gateway;
 use qalpha_engine::order::ClientOrderId;
 
 /// When one new order passed the gateway's stages (ns, the engine clock).
@@ -105,4 +108,24 @@ impl GatewayStats {
 /// A latency histogram, 1 ns … 60 s at 3 significant digits.
 pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap_or_else(|_| Histogram::new(3).unwrap())
+}
+
+impl Gateway {
+    /// Counters for the monitor, and the heartbeat (a few relaxed stores; when idle and every
+    /// 1,024 busy turns).
+    pub(super) fn publish_metrics(&self, m: &GatewayMetrics, ring_level: usize) {
+        let s = &self.stats;
+        m.beats.inc();
+        m.sent.set(s.orders);
+        m.cancels_sent.set(s.cancels + s.cancel_alls);
+        m.ws_reconnects
+            .set(s.order_ws_reconnects + s.private_reconnects);
+        m.rest_fallbacks.set(s.rest_fallbacks);
+        m.transport_errors.set(s.transport_errors);
+        m.venue_errors.set(s.venue_errors);
+        m.throttled.set(s.throttled);
+        m.pending.set(self.pending.len() as i64);
+        m.cmd_ring_level.set(ring_level as i64);
+        m.halted.set(i64::from(s.halted));
+    }
 }
