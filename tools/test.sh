@@ -6,6 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Disk: a clean build's target/ is ~3.5 GB (Cargo.toml keeps only line tables for our crates and no
+# debug info for dependencies; with full debug info it was ~40 GB and filled a CI disk) and the venv
+# below ~6 GB. Under CI the build is done once, so no incremental caches.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+echo "== disk: $(df -Ph . | awk 'NR==2 {print $4 " free on " $6}')"
+
 for comp in rustfmt clippy; do
   if ! cargo "${comp/rustfmt/fmt}" --version >/dev/null 2>&1; then
     rustup component add "$comp"
