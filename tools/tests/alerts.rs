@@ -309,3 +309,242 @@ fn a_disconnect_storm_raises_one_alert() {
     );
     assert!(rep.alerts.unwrap().deduplicated >= 1 || rep.reconnects < 4);
 }
+
+/// What the TLS-capable SMTP server offers and accepts.
+#[derive(Clone, Copy)]
+struct SmtpSrv {
+    /// TLS from the first byte (SMTPS) instead of a plain greeting.
+    implicit: bool,
+    /// `STARTTLS` in the plain EHLO reply.
+    offer_starttls: bool,
+    /// The AUTH mechanisms offered (only inside TLS, as real submission servers do).
+    mechs: &'static str,
+}
+
+const SMTP_USER: &str = "ops-bot";
+const SMTP_PASS: &str = "s3cret-Pa55-for-tests";
+
+/// An SMTP server with STARTTLS, SMTPS and AUTH PLAIN/LOGIN, certified by a throw-away CA
+/// (`ca.pem` in the returned dir). The log has every command line, prefixed by `plain:` or `tls:`,
+/// and `DATA:` + the message once it is accepted.
+fn smtp_tls_server(srv: SmtpSrv) -> (String, tempfile::TempDir, Arc<Mutex<Vec<String>>>) {
+    let certs = qalpha_venues::mock::certs::MockCerts::generate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    certs.write_ca(dir.path()).unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let lg = log.clone();
+    let tls = move |tcp: TcpStream| {
+        let conn = rustls::ServerConnection::new(certs.server_config.clone()).unwrap();
+        rustls::StreamOwned::new(conn, tcp)
+    };
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            if srv.implicit {
+                smtp_tls_session(tls(s), true, true, srv, &lg);
+            } else if let Some(tcp) = smtp_tls_session(s, false, true, srv, &lg) {
+                smtp_tls_session(tls(tcp), true, false, srv, &lg);
+            }
+        }
+    });
+    (addr, dir, log)
+}
+
+/// One phase of a session; gives the stream back when the client asked for STARTTLS.
+fn smtp_tls_session<S: Read + Write>(
+    s: S,
+    tls: bool,
+    greet: bool,
+    srv: SmtpSrv,
+    log: &Mutex<Vec<String>>,
+) -> Option<S> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut r = BufReader::new(s);
+    let phase = if tls { "tls: " } else { "plain: " };
+    let mut line = String::new();
+    let mut read = |r: &mut BufReader<S>| -> Option<String> {
+        line.clear();
+        (r.read_line(&mut line).ok()? > 0).then(|| {
+            log.lock()
+                .unwrap()
+                .push(format!("{phase}{}", line.trim_end()));
+            line.trim_end().to_string()
+        })
+    };
+    let say = |r: &mut BufReader<S>, m: &str| r.get_mut().write_all(m.as_bytes()).ok();
+    if greet {
+        say(&mut r, "220 test ESMTP\r\n")?;
+    }
+    let mut authed = false;
+    loop {
+        let cmd = read(&mut r)?;
+        let up = cmd.to_ascii_uppercase();
+        if up.starts_with("EHLO") {
+            let mut m = String::from("250-test\r\n");
+            if !tls && srv.offer_starttls {
+                m.push_str("250-STARTTLS\r\n");
+            }
+            if tls {
+                m.push_str(&format!("250-AUTH {}\r\n", srv.mechs));
+            }
+            say(&mut r, &(m + "250 OK\r\n"))?;
+        } else if up == "STARTTLS" {
+            say(&mut r, "220 go ahead\r\n")?;
+            return Some(r.into_inner());
+        } else if let Some(tok) = cmd.strip_prefix("AUTH PLAIN ") {
+            let want = format!("\0{SMTP_USER}\0{SMTP_PASS}");
+            authed = b64.decode(tok).ok()? == want.as_bytes();
+            say(
+                &mut r,
+                if authed {
+                    "235 ok\r\n"
+                } else {
+                    "535 bad credentials\r\n"
+                },
+            )?;
+        } else if up == "AUTH LOGIN" {
+            say(&mut r, "334 VXNlcm5hbWU6\r\n")?;
+            let u = b64.decode(read(&mut r)?).ok()?;
+            say(&mut r, "334 UGFzc3dvcmQ6\r\n")?;
+            let p = b64.decode(read(&mut r)?).ok()?;
+            authed = u == SMTP_USER.as_bytes() && p == SMTP_PASS.as_bytes();
+            say(
+                &mut r,
+                if authed {
+                    "235 ok\r\n"
+                } else {
+                    "535 bad credentials\r\n"
+                },
+            )?;
+        } else if up.starts_with("MAIL") && !authed {
+            say(&mut r, "530 authentication required\r\n")?;
+        } else if up == "DATA" {
+            say(&mut r, "354 go\r\n")?;
+            let mut data = String::new();
+            loop {
+                let mut l = String::new();
+                r.read_line(&mut l).ok()?;
+                if l == ".\r\n" || l.is_empty() {
+                    break;
+                }
+                data.push_str(&l);
+            }
+            log.lock().unwrap().push(format!("DATA:{data}"));
+            say(&mut r, "250 queued\r\n")?;
+        } else if up == "QUIT" {
+            say(&mut r, "221 bye\r\n")?;
+            return None;
+        } else {
+            say(&mut r, "250 OK\r\n")?;
+        }
+    }
+}
+
+/// One alert through an `[alerts.email]` table; returns (sent, failed).
+fn mail_one(email_toml: &str) -> (u64, u64) {
+    let a = Alerter::start(alerts_config(&format!("[email]\n{email_toml}"))).unwrap();
+    a.raise(Alert::new(
+        "halt:daily_loss",
+        Severity::Critical,
+        "trading halted (daily_loss)",
+        "x",
+    ));
+    let c = a.finish();
+    (
+        c.sent.load(Ordering::Relaxed),
+        c.failed.load(Ordering::Relaxed),
+    )
+}
+
+#[test]
+fn email_goes_through_starttls_and_smtps_with_auth_and_the_password_only_inside_tls() {
+    // Set before the alert thread reads it; the variables' names are this test's alone.
+    std::env::set_var("QALPHA_TEST_SMTP_PASSWORD", SMTP_PASS);
+    let common = |addr: &str, dir: &std::path::Path, tls: &str| {
+        format!(
+            "smtp = \"{addr}\"\ntls = \"{tls}\"\nusername = \"{SMTP_USER}\"\n\
+             password_env = \"QALPHA_TEST_SMTP_PASSWORD\"\nca_file = \"{}\"\n\
+             from = \"qalpha@test.local\"\nto = [\"ops@test.local\"]\n",
+            dir.join("ca.pem").display()
+        )
+    };
+    let b64_secret = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(SMTP_PASS)
+    };
+
+    // STARTTLS (port 587 style), AUTH PLAIN.
+    let srv = SmtpSrv {
+        implicit: false,
+        offer_starttls: true,
+        mechs: "PLAIN LOGIN",
+    };
+    let (addr, dir, log) = smtp_tls_server(srv);
+    assert_eq!(mail_one(&common(&addr, dir.path(), "starttls")), (1, 0));
+    let log = log.lock().unwrap().clone();
+    let plain: Vec<&String> = log.iter().filter(|l| l.starts_with("plain:")).collect();
+    assert_eq!(plain, ["plain: EHLO qalpha", "plain: STARTTLS"], "{log:?}");
+    assert!(
+        log.iter().any(|l| l.starts_with("tls: AUTH PLAIN ")),
+        "{log:?}"
+    );
+    assert!(log.contains(&"tls: MAIL FROM:<qalpha@test.local>".to_string()));
+    let data = log
+        .iter()
+        .find(|l| l.starts_with("DATA:"))
+        .expect("no message");
+    assert!(data.contains("Subject: [qalpha Critical] trading halted (daily_loss)"));
+
+    // SMTPS (port 465 style), a server offering only AUTH LOGIN.
+    let (addr, dir, log) = smtp_tls_server(SmtpSrv {
+        implicit: true,
+        offer_starttls: false,
+        mechs: "LOGIN",
+    });
+    assert_eq!(mail_one(&common(&addr, dir.path(), "tls")), (1, 0));
+    let log = log.lock().unwrap().clone();
+    assert!(log.iter().all(|l| !l.starts_with("plain:")), "{log:?}");
+    assert!(log.contains(&"tls: AUTH LOGIN".to_string()), "{log:?}");
+    assert!(log.contains(&format!("tls: {b64_secret}")), "{log:?}");
+    assert!(log.iter().any(|l| l.starts_with("DATA:")));
+
+    // A wrong password: refused (tried, retried once), counted as failed, nothing delivered.
+    let (addr, dir, log) = smtp_tls_server(srv);
+    let bad = common(&addr, dir.path(), "starttls").replace(
+        "QALPHA_TEST_SMTP_PASSWORD",
+        "QALPHA_TEST_SMTP_PASSWORD_WRONG",
+    );
+    std::env::set_var("QALPHA_TEST_SMTP_PASSWORD_WRONG", "not-it");
+    assert_eq!(mail_one(&bad), (0, 1));
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.iter().filter(|l| l.starts_with("tls: AUTH")).count(), 2);
+    assert!(!log
+        .iter()
+        .any(|l| l.starts_with("DATA:") || l.contains("MAIL")));
+
+    // A server that does not offer STARTTLS (a downgrade): nothing past EHLO is sent.
+    let (addr, dir, log) = smtp_tls_server(SmtpSrv {
+        offer_starttls: false,
+        ..srv
+    });
+    assert_eq!(mail_one(&common(&addr, dir.path(), "starttls")), (0, 1));
+    let log = log.lock().unwrap().clone();
+    assert!(log.contains(&"plain: EHLO qalpha".to_string()), "{log:?}");
+    assert!(log.iter().all(|l| l == "plain: EHLO qalpha"), "{log:?}");
+
+    // A certificate the client does not trust (webpki roots, no ca_file): no AUTH, no mail.
+    let (addr, dir, log) = smtp_tls_server(srv);
+    let untrusted = common(&addr, dir.path(), "starttls")
+        .lines()
+        .filter(|l| !l.starts_with("ca_file"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(mail_one(&untrusted), (0, 1));
+    let log = log.lock().unwrap().clone();
+    assert!(log.contains(&"plain: STARTTLS".to_string()), "{log:?}");
+    assert!(log.iter().all(|l| l.starts_with("plain:")), "{log:?}");
+    assert!(!log.iter().any(|l| l.contains(&b64_secret)));
+}

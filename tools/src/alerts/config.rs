@@ -5,6 +5,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use zeroize::Zeroizing;
 
+use super::smtp::{EmailSink, SmtpTls};
+
 /// A delivery channel.
 #[derive(Clone)]
 pub enum Sink {
@@ -19,11 +21,7 @@ pub enum Sink {
     Webhook {
         url: Zeroizing<String>,
     },
-    Email {
-        smtp: String,
-        from: String,
-        to: Vec<String>,
-    },
+    Email(Box<EmailSink>),
 }
 
 impl Sink {
@@ -32,7 +30,7 @@ impl Sink {
             Sink::Telegram { .. } => "telegram",
             Sink::Discord { .. } => "discord",
             Sink::Webhook { .. } => "webhook",
-            Sink::Email { .. } => "email",
+            Sink::Email(_) => "email",
         }
     }
 }
@@ -48,9 +46,7 @@ impl std::fmt::Debug for Sink {
             ),
             Sink::Discord { .. } => f.write_str("Discord { url: <redacted> }"),
             Sink::Webhook { .. } => f.write_str("Webhook { url: <redacted> }"),
-            Sink::Email { smtp, from, to } => {
-                write!(f, "Email {{ smtp: {smtp:?}, from: {from:?}, to: {to:?} }}")
-            }
+            Sink::Email(e) => e.fmt(f),
         }
     }
 }
@@ -217,7 +213,19 @@ impl AlertConfig {
             }
         }
         if let Some(e) = table("email")? {
-            check_keys(e, ".email", &["smtp", "from", "to"])?;
+            check_keys(
+                e,
+                ".email",
+                &[
+                    "smtp",
+                    "from",
+                    "to",
+                    "tls",
+                    "username",
+                    "password_env",
+                    "ca_file",
+                ],
+            )?;
             let to: Vec<String> = match e.get("to") {
                 Some(toml::Value::Array(a)) => a
                     .iter()
@@ -234,14 +242,63 @@ impl AlertConfig {
                 bail!("[alerts.email] to: at least one address");
             }
             let smtp = string(e, "email", "smtp")?;
-            if !smtp.contains(':') {
+            let Some(port) = smtp
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+            else {
                 bail!("[alerts.email] smtp = {smtp:?}: use HOST:PORT");
-            }
-            c.sinks.push(Sink::Email {
+            };
+            let tls = match e.get("tls") {
+                None => SmtpTls::for_port(port),
+                Some(_) => {
+                    let t = string(e, "email", "tls")?;
+                    SmtpTls::parse(&t).ok_or_else(|| {
+                        anyhow!(
+                            "[alerts.email] tls = {t:?}: one of \"tls\", \"starttls\", \"none\""
+                        )
+                    })?
+                }
+            };
+            let auth = match e.get("username") {
+                None => {
+                    if e.contains_key("password_env") {
+                        bail!("[alerts.email] password_env: given without username");
+                    }
+                    None
+                }
+                Some(_) => {
+                    let Some(var) = e.get("password_env") else {
+                        bail!("[alerts.email] password_env: required with username (the variable holding the password)");
+                    };
+                    let var = var
+                        .as_str()
+                        .ok_or_else(|| anyhow!("[alerts.email] password_env: must be a string"))?;
+                    let pass = std::env::var(var).map_err(|_| {
+                        anyhow!("[alerts.email] password_env: the environment variable {var} is not set")
+                    })?;
+                    Some((string(e, "email", "username")?, Zeroizing::new(pass)))
+                }
+            };
+            let ca_file = match e.get("ca_file") {
+                None => None,
+                Some(_) => Some(std::path::PathBuf::from(string(e, "email", "ca_file")?)),
+            };
+            let sink = EmailSink {
                 smtp,
                 from: string(e, "email", "from")?,
                 to,
-            });
+                tls,
+                auth,
+                ca_file,
+            };
+            if sink.auth.is_some() && tls == SmtpTls::None && !sink.host_is_loopback() {
+                bail!(
+                    "[alerts.email] username: the password would cross the network in clear \
+                     (tls = \"none\" to {}); use tls = \"starttls\" or \"tls\"",
+                    sink.host()
+                );
+            }
+            c.sinks.push(Sink::Email(Box::new(sink)));
         }
         Ok(c)
     }
@@ -273,9 +330,61 @@ mod tests {
         .unwrap();
         let c = AlertConfig::from_table(Some(&t)).unwrap();
         assert_eq!(c.sinks.len(), 2);
+        match &c.sinks[1] {
+            Sink::Email(e) => assert_eq!((e.tls, e.auth.is_none()), (SmtpTls::None, true)),
+            s => panic!("{s:?}"),
+        }
         assert!(
             !format!("{c:?}").contains("127.0.0.1:1"),
             "webhook URL in Debug output"
         );
+    }
+
+    #[test]
+    fn email_tls_and_auth_are_checked() {
+        let email = |body: &str| {
+            let t: toml::Table =
+                toml::from_str(&format!("[email]\nfrom = \"a@b\"\nto = \"c@d\"\n{body}")).unwrap();
+            AlertConfig::from_table(Some(&t)).map(|c| match &c.sinks[0] {
+                Sink::Email(e) => (**e).clone(),
+                s => panic!("{s:?}"),
+            })
+        };
+        std::env::set_var("QALPHA_TEST_CFG_SMTP_PASS", "pw");
+        let auth = "username = \"u\"\npassword_env = \"QALPHA_TEST_CFG_SMTP_PASS\"\n";
+        // Defaults by port.
+        assert_eq!(email("smtp = \"mx:465\"").unwrap().tls, SmtpTls::Implicit);
+        assert_eq!(email("smtp = \"mx:587\"").unwrap().tls, SmtpTls::StartTls);
+        assert_eq!(email("smtp = \"mx:2525\"").unwrap().tls, SmtpTls::None);
+        // The password never crosses the network in clear; loopback relays may take it.
+        let e = email(&format!("smtp = \"mx.example.com:25\"\n{auth}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("in clear"), "{e}");
+        let ok = email(&format!("smtp = \"127.0.0.1:25\"\n{auth}")).unwrap();
+        assert_eq!(
+            ok.auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+            Some(("u", "pw"))
+        );
+        assert!(email(&format!("smtp = \"mx:587\"\n{auth}")).is_ok());
+        for (body, want) in [
+            ("smtp = \"mx:25\"\ntls = \"ssl\"", "tls = \"ssl\""),
+            ("smtp = \"mx\"", "use HOST:PORT"),
+            (
+                "smtp = \"mx:587\"\nusername = \"u\"",
+                "password_env: required",
+            ),
+            (
+                "smtp = \"mx:587\"\npassword_env = \"X\"",
+                "without username",
+            ),
+            (
+                "smtp = \"mx:587\"\npassword = \"pw\"",
+                "password: unknown key",
+            ),
+        ] {
+            let e = email(body).unwrap_err().to_string();
+            assert!(e.contains(want), "{body}: {e}");
+        }
     }
 }

@@ -27,7 +27,12 @@
 //! url = "https://ops.example.com/hooks/qalpha"   # or url_env
 //!
 //! [alerts.email]
-//! smtp = "127.0.0.1:25"        # a local relay (postfix, msmtpd): plain SMTP, no AUTH
+//! smtp = "smtp.example.com:587"   # HOST:PORT; "127.0.0.1:25" for a local relay (postfix, msmtpd)
+//! tls = "starttls"             # "tls" (SMTPS), "starttls" (required, not opportunistic) or "none";
+//!                              # default by port: 465 tls, 587 starttls, others none
+//! username = "qalpha@example.com"          # AUTH PLAIN (or LOGIN), only ever inside TLS
+//! password_env = "QALPHA_SMTP_PASSWORD"    # (AUTH over tls = "none" only to loopback)
+//! # ca_file = "/etc/qalpha/relay-ca.pem"   # trust this CA instead of the webpki roots
 //! from = "qalpha@example.com"
 //! to = ["ops@example.com"]
 //! ```
@@ -37,9 +42,11 @@
 
 mod config;
 mod send;
+mod smtp;
 
 pub use config::{AlertConfig, Sink};
 pub use send::send;
+pub use smtp::{EmailSink, SmtpTls};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
