@@ -21,8 +21,6 @@ fn a_short_soak_keeps_memory_flat_and_the_invariants() {
             "--max-growth-mb",
             "16",
         ])
-        // Keep trading the whole time: the synthetic walk would trip the losing-streak switch.
-        .args(["--set", "risk.max_consecutive_losses=100000"])
         .arg("--soak-json")
         .arg(&json)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -44,6 +42,10 @@ fn a_short_soak_keeps_memory_flat_and_the_invariants() {
     let mid = &samples[samples.len() / 2];
     assert!(last["events"].as_u64() > mid["events"].as_u64(), "{r}");
     assert!(r["orders"].as_u64().unwrap() > 10, "{r}");
+    assert!(last["orders"].as_u64() > mid["orders"].as_u64(), "{r}");
+    // The soak keeps the losing-streak and daily-loss switches out of the way by itself.
+    assert_eq!(r["final_state"], "active", "{r}");
+    assert!(r["orders_last_tenth"].as_u64().unwrap() > 0, "{r}");
     assert!(r["growth_mb"].as_f64().unwrap() <= 16.0);
     assert_eq!(r["passed"], true);
     for k in [
@@ -53,4 +55,22 @@ fn a_short_soak_keeps_memory_flat_and_the_invariants() {
     ] {
         assert_eq!(r[k], 0, "{k}: {r}");
     }
+}
+
+#[test]
+fn a_soak_that_stops_trading_fails_and_says_why() {
+    // A losing-streak limit of 1, named by the operator, halts the engine within seconds; a soak
+    // whose last tenth sent no order measured an idle engine and must not pass.
+    let out = Command::new(env!("CARGO_BIN_EXE_qalpha"))
+        .args(["soak", "--duration", "12s", "--sample-every", "500ms"])
+        .args(["--set", "risk.max_consecutive_losses=1"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("no orders in the last tenth") && err.contains("halted by consecutive_losses"),
+        "{err}"
+    );
 }
