@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use order_common::gw::*;
 use order_common::*;
 use qalpha_engine::event::Venue;
-use qalpha_engine::order::{ExecKind, NewOrder, OrderAction, TimeInForce};
+use qalpha_engine::order::{ExecKind, ExecReport, NewOrder, OrderAction, TimeInForce};
 use qalpha_engine::{Price, Qty, Side};
 use qalpha_venues::gateway::session::{Gateway, Via};
 
@@ -291,4 +291,58 @@ fn binance_restart_adopts_open_orders_without_duplicates() {
 #[test]
 fn bybit_restart_adopts_open_orders_without_duplicates() {
     restart_adopts_open_orders(Venue::BybitLinear);
+}
+
+/// Commands are taken between the messages of one read, not only between polls: with several
+/// answers waiting in the order WebSocket, a command pushed meanwhile is submitted by the same
+/// `poll_serving` that hands the answers on (bench/README.md: answers read in a batch held back the
+/// next order).
+#[test]
+fn a_command_is_taken_between_the_messages_of_one_read() {
+    let venue = Venue::BinanceUsdm;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mock(venue, synthetic(), "", dir.path());
+    let mut g = Gateway::connect(config(&m, venue, Via::Ws, true)).unwrap();
+    assert!(g.order_ws_ready(), "{:?}", g.stats.last_error);
+    let (bid, _) = touch(&m, venue);
+    let mut out = Vec::new();
+    let resting = |i: i64| {
+        order(
+            venue,
+            &format!("gw-batch-{i}"),
+            Side::Buy,
+            TimeInForce::PostOnly,
+            ticks(bid, -50 - i),
+            "0.010",
+        )
+    };
+    for i in 0..4 {
+        let o = resting(i);
+        g.submit(&cmd(&o, OrderAction::New(o)), &mut out);
+    }
+    // The four answers (and their user-data updates) arrive and wait, unread.
+    std::thread::sleep(Duration::from_millis(500));
+    let (mut tx, mut rx) = qalpha_engine::ring::ring(
+        8,
+        qalpha_engine::ring::FullPolicy::DropNewest,
+        qalpha_engine::runtime::WaitMode::Spin,
+    );
+    let next = resting(4);
+    tx.push(cmd(&next, OrderAction::New(next)));
+    let took = g.poll_serving(Some(Duration::ZERO), &mut out, Some(&mut rx));
+    assert!(
+        took && rx.is_empty(),
+        "the command waited for the next turn"
+    );
+    let acks = |o: &[ExecReport]| (0..4).all(|i| has(o, &format!("gw-batch-{i}"), ExecKind::Ack));
+    assert!(
+        acks(&out),
+        "the answers were read in that same turn: {out:?}"
+    );
+    assert!(
+        pump(&mut g, &mut out, |o| has(o, "gw-batch-4", ExecKind::Ack)),
+        "{out:?}"
+    );
+    assert_eq!(binance_open_orders(&m).as_array().unwrap().len(), 5);
+    assert_eq!(g.finish().tracker.duplicate_orders, 0);
 }

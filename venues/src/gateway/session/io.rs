@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use qalpha_engine::clock::now_ns;
 use qalpha_engine::order::{ExecReport, OrderCommand};
+use qalpha_engine::ring::Consumer;
 use qalpha_engine::transport::ws::Progress;
 use qalpha_engine::Venue;
 
@@ -19,13 +20,23 @@ use crate::gateway::protocol::WsMessage;
 use crate::gateway::request::Method;
 
 impl Gateway {
-    pub(super) fn drive_order_ws(&mut self, out: &mut Vec<ExecReport>) {
+    /// Reads the order WebSocket; `cmds`: commands to take between its messages. Whether any
+    /// command was taken.
+    pub(super) fn drive_order_ws(
+        &mut self,
+        out: &mut Vec<ExecReport>,
+        mut cmds: Option<&mut Consumer<OrderCommand>>,
+    ) -> bool {
         if !self.order_ws.is_up() {
-            return;
+            return false;
         }
         self.frames.clear();
         let res = self.order_ws.drive(&mut self.frames);
+        let mut took = false;
         for i in 0..self.frames.len() {
+            if let Some(c) = cmds.as_deref_mut().filter(|_| i > 0) {
+                took |= self.take_commands(c, out);
+            }
             let msg = self.proto.parse_ws(self.frames.get(i).1);
             match msg {
                 WsMessage::Auth(Ok(())) => self.order_ws.set_ready(),
@@ -67,17 +78,27 @@ impl Gateway {
                 self.order_ws_down(out);
             }
         }
+        took
     }
 
-    pub(super) fn drive_private(&mut self, out: &mut Vec<ExecReport>) {
+    /// Reads the private stream; `cmds` as for [`Self::drive_order_ws`].
+    pub(super) fn drive_private(
+        &mut self,
+        out: &mut Vec<ExecReport>,
+        mut cmds: Option<&mut Consumer<OrderCommand>>,
+    ) -> bool {
         if !self.private_ws.is_up() {
-            return;
+            return false;
         }
         self.frames.clear();
         let res = self.private_ws.drive(&mut self.frames);
         let mut expired = false;
         let mut became_ready = false;
+        let mut took = false;
         for i in 0..self.frames.len() {
+            if let Some(c) = cmds.as_deref_mut().filter(|_| i > 0) {
+                took |= self.take_commands(c, out);
+            }
             let (t, f) = self.frames.get(i);
             if self.cfg.venue == Venue::BybitLinear && !self.private_ws.ready {
                 match self.proto.parse_ws(f) {
@@ -149,6 +170,7 @@ impl Gateway {
                 self.private_down();
             }
         }
+        took
     }
 
     /// The private stream is (again) delivering: reconcile what may have been missed.

@@ -31,17 +31,14 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
 use qalpha_engine::clock::now_ns;
-use qalpha_engine::journal::{JournalEntry, JournalTx};
+use qalpha_engine::journal::JournalTx;
 use qalpha_engine::metrics::GatewayMetrics;
 use qalpha_engine::order::{ClientOrderId, ExecKind, ExecReport, OrderAction, OrderCommand};
-use qalpha_engine::ring::{Consumer, Producer};
-use qalpha_engine::runtime::WaitMode;
 use qalpha_engine::transport::rest::RestClient;
 use qalpha_engine::transport::tls::client_config;
 use qalpha_engine::{Side, Symbol, Venue};
@@ -49,6 +46,7 @@ use rustls::ClientConfig;
 
 mod from_config;
 mod io;
+mod serve;
 mod stats;
 pub use stats::{latency_histogram, GatewayStats, OrderStamp};
 mod throttle;
@@ -304,65 +302,6 @@ impl Gateway {
 
     pub fn private_ready(&self) -> bool {
         self.private_ws.ready
-    }
-
-    /// Serves commands until the ring is closed and empty (or `stop`), pushing reports; returns the
-    /// counters.
-    pub fn run(
-        mut self,
-        cmds: &mut Consumer<OrderCommand>,
-        reports: &mut Producer<ExecReport>,
-        wait: WaitMode,
-        stop: &AtomicBool,
-    ) -> GatewayStats {
-        let mut out = Vec::with_capacity(16);
-        let mut spins = 0u32;
-        let mut turns = 0u64;
-        let metrics = self.cfg.metrics.clone();
-        loop {
-            turns += 1;
-            let mut busy = false;
-            while let Ok(cmd) = cmds.pop() {
-                busy = true;
-                if let Some(j) = self.journal.as_mut() {
-                    j.push(JournalEntry::Command {
-                        at_ns: now_ns(),
-                        cmd,
-                    });
-                }
-                self.submit(&cmd, &mut out);
-            }
-            if cmds.is_abandoned() && self.pending.is_empty() {
-                break;
-            }
-            if stop.load(Ordering::Relaxed) && self.pending.is_empty() {
-                break;
-            }
-            // Never block in the poll: commands arrive on the ring, which the poll cannot see.
-            // Idle waiting is the thread's wait mode (park: spin briefly, then 50 µs naps).
-            self.poll_io(Some(Duration::ZERO), &mut out);
-            let idle = out.is_empty() && !busy;
-            if let Some(m) = &metrics {
-                for r in &out {
-                    m.on_report(r.kind);
-                }
-                if idle || turns.is_multiple_of(1024) {
-                    self.publish_metrics(m, cmds.slots());
-                }
-            }
-            if idle {
-                wait.idle(&mut spins);
-            } else {
-                spins = 0;
-            }
-            for r in out.drain(..) {
-                if let Some(j) = self.journal.as_mut() {
-                    j.push(JournalEntry::Report(r));
-                }
-                reports.push(r);
-            }
-        }
-        self.finish()
     }
 
     /// The instrument rules loaded for `symbol` (at start for the configured symbols).
@@ -635,15 +574,7 @@ impl Gateway {
 
     /// Drives the sockets and timers once (`timeout` for the poll).
     pub fn poll_io(&mut self, timeout: Option<Duration>, out: &mut Vec<ExecReport>) {
-        out.append(&mut self.backlog);
-        if let Err(e) = self.poll.poll(&mut self.events, timeout) {
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                self.note_transport(&format!("poll: {e}"));
-            }
-        }
-        self.drive_order_ws(out);
-        self.drive_private(out);
-        self.timers(out);
+        self.poll_serving(timeout, out, None);
     }
 }
 
