@@ -99,7 +99,7 @@ impl Gateway {
             }
         }
         let mut took = self.drive_order_ws(out, cmds.as_deref_mut());
-        took |= self.drive_private(out, cmds.as_deref_mut());
+        took |= self.drive_private(out, cmds);
         self.timers(out);
         took
     }
