@@ -148,6 +148,8 @@ pub struct RecordReport {
     pub malformed: u64,
     pub connects: u64,
     pub disconnects: u64,
+    /// Connections lost before they opened (TCP, TLS or WebSocket handshake failed).
+    pub connect_failures: u64,
     pub liveness_timeouts: u64,
     /// Planned connection rotations (before Binance's 24 h cut-off) completed without a gap.
     pub rotations: u64,
@@ -326,6 +328,7 @@ pub fn record(
         rep.frames += live.frames;
         rep.connects += live.connects + live.rotations + live.rotations_abandoned;
         rep.disconnects += live.disconnects;
+        rep.connect_failures += live.connect_failures;
         rep.liveness_timeouts += live.liveness_timeouts;
         rep.rotations += live.rotations;
         rep.snapshot_requests += live.snapshot_requests;

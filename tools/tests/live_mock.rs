@@ -282,6 +282,23 @@ fn fault_disconnects_reconnect_and_resync() {
 }
 
 #[test]
+fn fault_tls_handshake_failures_are_counted_and_retried() {
+    // Half the handshakes refused with a fatal alert (market data and REST snapshots alike),
+    // connections cut every second: the feed keeps reconnecting with backoff until one succeeds.
+    let (rep, m, r) = binance_with_faults("tls-fail=0.5,disconnect-every=1s", 6);
+    let refused = m.counters.tls_failures.load(Ordering::Relaxed);
+    assert!(refused > 0, "{rep:?}");
+    assert!(rep.connect_failures > 0, "{rep:?}");
+    assert!(
+        rep.connect_failures + rep.snapshot_failures >= refused.saturating_sub(1),
+        "every refusal seen by the client: {refused} {rep:?}"
+    );
+    assert!(rep.last_error.is_some(), "{rep:?}");
+    assert!(rep.resyncs >= 2, "{rep:?}");
+    assert_healthy(&rep, &r);
+}
+
+#[test]
 fn fault_stall_trips_liveness_and_recovers() {
     let (rep, _m, r) = binance_with_faults("stall=1500ms@1s", 5);
     assert!(rep.liveness_timeouts > 0, "{rep:?}");

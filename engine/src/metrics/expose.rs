@@ -121,7 +121,7 @@ pub fn render_feeds(e: &mut Exposition, feeds: &[Arc<FeedMetrics>]) {
     e.single(
         "qalpha_feed_connects_total",
         "counter",
-        "Market data connections established (first connections included).",
+        "Market data connection attempts (first connections included; see connect_failures).",
         sum(|f| f.connects.get()),
     );
     e.single(
@@ -129,6 +129,12 @@ pub fn render_feeds(e: &mut Exposition, feeds: &[Arc<FeedMetrics>]) {
         "counter",
         "Market data connections lost or closed.",
         sum(|f| f.disconnects.get()),
+    );
+    e.single(
+        "qalpha_feed_connect_failures_total",
+        "counter",
+        "Market data connections lost before they opened (TCP, TLS or WebSocket handshake).",
+        sum(|f| f.connect_failures.get()),
     );
     e.single(
         "qalpha_feed_connections_open",

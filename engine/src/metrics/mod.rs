@@ -171,9 +171,11 @@ pub struct FeedMetrics {
     pub ring_drops: [Counter; 2],
     /// Frames that could not be decoded (malformed or truncated JSON), by venue.
     pub malformed: [Counter; 2],
-    /// Connections established (first connections included) and lost.
+    /// Connection attempts (first connections included) and connections lost.
     pub connects: Counter,
     pub disconnects: Counter,
+    /// Connections lost before they opened (TCP, TLS or WebSocket handshake failed).
+    pub connect_failures: Counter,
     /// Connections open now.
     pub connections_open: Gauge,
     /// REST snapshot requests that failed.

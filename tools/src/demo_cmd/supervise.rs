@@ -198,8 +198,11 @@ pub(super) struct FaultWatch {
 
 type Probe = (&'static str, fn(&crate::monitor::Sources) -> u64);
 
-const PROBES: [Probe; 11] = [
+const PROBES: [Probe; 12] = [
     ("feed_disconnect", |s| sum_feeds(s, |f| f.disconnects.get())),
+    ("feed_connect_failure", |s| {
+        sum_feeds(s, |f| f.connect_failures.get())
+    }),
     ("book_gap", |s| {
         sum_feeds(s, |f| f.gaps.iter().map(|c| c.get()).sum())
     }),

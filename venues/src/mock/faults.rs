@@ -18,6 +18,7 @@
 //! | `snapshot-fail=0.5` | answer a REST depth snapshot with the venue's internal error (Binance HTTP 503 `-1001`, Bybit `retCode` 10016) |
 //! | `snapshot-delay=3s` | answer REST depth snapshots this much later (a client's timeout) |
 //! | `oversize=0.001` | before a market-data frame, send a 9 MiB message (over the client's 8 MiB limit: it must drop the connection, reconnect and resync) |
+//! | `tls-fail=0.3` | refuse this fraction of TLS handshakes (any connection: market data, REST, order entry) with a fatal `handshake_failure` alert |
 //! | `venue-restart=3s` | Bybit synthetic market: 3 s in, the service restarts — an `orderbook.50` snapshot with `u = 1`, deltas from 2 (the client must replace its book, not see a gap) |
 //! | `heavy` | a mix of all of the above at once ([`FaultSpec::HEAVY`]; later items override it, e.g. `heavy,reject=0`) |
 //! | `clock-jump=10s@1s` | from 1 s after the mock started, its clock is 10 s ahead (whole mock): signed-request timestamp checks (-1021 / 10002), Bybit WS auth `expires` and the time endpoints use it, so a client synced before the jump is refused until it re-syncs; market-data timestamps stay on the real clock |
@@ -57,13 +58,15 @@ pub struct FaultSpec {
     /// Bybit synthetic market: the service restarts this long after the market starts — a fresh
     /// `orderbook.50` snapshot with `u = 1`, deltas counting on from there.
     pub venue_restart: Option<Duration>,
+    /// Probability that a connection's TLS handshake is refused (a fatal alert, then closed).
+    pub tls_fail: f64,
 }
 
 /// The fault kinds, for `--help`.
 pub const FAULT_HELP: &str =
     "comma list of: heavy (a mix of all), disconnect-every=DUR, drop-diff=P, duplicate=P, reorder=P, \
 malformed=P, fragment=P, stall=DUR@DUR, ping-timeout, reject=P, ack-delay=DUR, drop-private=P, \
-rate-limit=P, clock-jump=DUR@DUR, snapshot-fail=P, snapshot-delay=DUR, oversize=P, venue-restart=DUR (DUR like 500ms, 4s, 1m; P a probability 0..1)";
+rate-limit=P, clock-jump=DUR@DUR, snapshot-fail=P, snapshot-delay=DUR, oversize=P, venue-restart=DUR, tls-fail=P (DUR like 500ms, 4s, 1m; P a probability 0..1)";
 
 /// `500ms`, `4s`, `1.5s`, `2m`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
@@ -85,9 +88,9 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 impl FaultSpec {
     /// `heavy`: every fault at once, at rates a few-second run of the bundled capture meets each
     /// of — connections cut every 4 s, gaps, duplicates, reordered, malformed and fragmented
-    /// frames, a 1 s stall, margin and rate-limit rejects, slow acks, private-stream drops and a
-    /// 2 s clock jump. (Silent connections, `ping-timeout`, are left out: the 4 s cuts would hide
-    /// them; they have their own test.)
+    /// frames, a 1 s stall, margin and rate-limit rejects, slow acks, private-stream drops, a 2 s
+    /// clock jump and one TLS handshake in ten refused. (Silent connections, `ping-timeout`, are
+    /// left out: the 4 s cuts would hide them; they have their own test.)
     pub const HEAVY: FaultSpec = FaultSpec {
         disconnect_every: Some(Duration::from_secs(4)),
         drop_diff: 0.003,
@@ -106,6 +109,7 @@ impl FaultSpec {
         snapshot_delay: None,
         oversize: 0.0,
         venue_restart: None,
+        tls_fail: 0.1,
     };
 
     pub fn parse(spec: &str) -> Result<Self, MockError> {
@@ -149,6 +153,7 @@ impl FaultSpec {
                 "drop-private" => f.drop_private = prob()?,
                 "snapshot-fail" => f.snapshot_fail = prob()?,
                 "oversize" => f.oversize = prob()?,
+                "tls-fail" => f.tls_fail = prob()?,
                 "venue-restart" => {
                     f.venue_restart =
                         Some(parse_duration(v).ok_or_else(|| bad("expected a duration"))?)

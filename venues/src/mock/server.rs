@@ -99,6 +99,8 @@ pub struct MockCounters {
     pub snapshot_faults: AtomicU64,
     /// Oversize messages sent by `oversize`.
     pub oversized: AtomicU64,
+    /// TLS handshakes refused by `tls-fail`.
+    pub tls_failures: AtomicU64,
 }
 
 /// Shared by all connection threads.
@@ -162,8 +164,14 @@ pub fn serve(listener: TcpListener, ctx: Arc<Ctx>) {
 
 /// Serves one connection: REST requests kept alive until the client asks to close, the
 /// connection idles out or the mock stops (see [`super::http`]); or one WebSocket upgrade.
-fn handle(sock: TcpStream, ctx: &Ctx, n: u64) -> std::io::Result<()> {
+fn handle(mut sock: TcpStream, ctx: &Ctx, n: u64) -> std::io::Result<()> {
     let mut io = match &ctx.tls {
+        Some(_)
+            if Rng::new(ctx.seed ^ (n + 1).wrapping_mul(0xC2B2_AE3D_27D4_EB4F))
+                .chance(ctx.faults.tls_fail) =>
+        {
+            return refuse_tls(&mut sock, ctx);
+        }
         Some(cfg) => {
             let conn = ServerConnection::new(cfg.clone()).map_err(std::io::Error::other)?;
             ServerIo::Tls(Box::new(StreamOwned::new(conn, sock)))
@@ -184,6 +192,19 @@ fn handle(sock: TcpStream, ctx: &Ctx, n: u64) -> std::io::Result<()> {
             break;
         }
     }
+    Ok(())
+}
+
+/// The `tls-fail` fault: read the ClientHello, answer a fatal `handshake_failure` alert (TLS 1.2
+/// record framing, as servers send it before a version is agreed) and close.
+fn refuse_tls(sock: &mut TcpStream, ctx: &Ctx) -> std::io::Result<()> {
+    ctx.counters.tls_failures.fetch_add(1, Ordering::Relaxed);
+    sock.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut hello = [0u8; 4096];
+    let _ = sock.read(&mut hello)?;
+    // Alert record: content type 21, version 3.3, length 2, level fatal (2), handshake_failure (40).
+    sock.write_all(&[21, 3, 3, 0, 2, 2, 40])?;
+    let _ = sock.shutdown(std::net::Shutdown::Both);
     Ok(())
 }
 

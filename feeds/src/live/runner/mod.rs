@@ -79,6 +79,8 @@ pub struct LiveStats {
     pub connects: u64,
     pub opened: u64,
     pub disconnects: u64,
+    /// Connections lost before they opened (TCP, TLS or WebSocket handshake failed).
+    pub connect_failures: u64,
     pub liveness_timeouts: u64,
     pub frames: u64,
     pub snapshot_requests: u64,
@@ -414,7 +416,12 @@ impl FeedRunner {
         }
         let state = std::mem::replace(&mut self.conns[idx].state, St::Resolving);
         let was_live = match state {
-            St::Connecting(c) | St::Open(c) => {
+            St::Connecting(c) => {
+                c.close(self.poll.registry());
+                self.stats.connect_failures += 1;
+                true
+            }
+            St::Open(c) => {
                 c.close(self.poll.registry());
                 true
             }
@@ -565,6 +572,7 @@ impl FeedRunner {
         m.gaps_of(by).set(self.router.bybit.sync_counters().gaps);
         m.connects.set(self.stats.connects);
         m.disconnects.set(self.stats.disconnects);
+        m.connect_failures.set(self.stats.connect_failures);
         m.snapshot_failures.set(self.stats.snapshot_failures);
         let open = self
             .conns
