@@ -247,6 +247,14 @@ impl ExecReport {
     }
 }
 
+/// Whether a reject is the venue's normal answer to a post-only order that would have taken
+/// liquidity (Binance -5022 `GTX_ORDER_REJECT`; Bybit accepts such an order and cancels it, so it
+/// never rejects one). A maker in a moving market meets it all the time: it is not an API failure
+/// (risk's API-error switch does not count it). `venues::errors::classify` agrees (its test).
+pub fn is_post_only_bounce(venue: Venue, reason: i32) -> bool {
+    matches!((venue, reason), (Venue::BinanceUsdm, -5022))
+}
+
 /// Lifecycle of one order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OrderStatus {

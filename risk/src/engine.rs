@@ -299,7 +299,11 @@ impl RiskEngine {
                 }
                 self.after_money_move(now_ns, true);
             }
-            ExecKind::Rejected if r.reason != 0 => {
+            // Post-only bounces are the venue's normal answer to a maker, not an API failure.
+            ExecKind::Rejected
+                if r.reason != 0
+                    && !qalpha_engine::order::is_post_only_bounce(r.venue, r.reason) =>
+            {
                 let (n, t) = self.switches.on_api_error(now_ns);
                 self.journal_event(RiskEvent {
                     ts_ns: now_ns,

@@ -6,7 +6,7 @@
 //! | [`SwitchKind::DailyLoss`] | today's (UTC) PnL against the day's start equity | halted at a loss ≥ `daily_loss_limit` |
 //! | [`SwitchKind::ConsecutiveLosses`] | losing round trips in a row | halted on reaching `max_consecutive_losses` |
 //! | [`SwitchKind::VolatilitySpike`] | realized volatility of the mid, bps | reducing above `vol_spike_bps`; active again under half of it |
-//! | [`SwitchKind::ApiErrorRate`] | rejects + timeouts in the last 60 s | halted above `api_errors_per_min` |
+//! | [`SwitchKind::ApiErrorRate`] | venue rejects (but post-only bounces, `is_post_only_bounce`) + timeouts in the last 60 s | halted above `api_errors_per_min` |
 //! | [`SwitchKind::ModelDisagreement`] | the Trinity's disagreement (0…1) | conservative above `model_disagreement_max`, off at or below |
 //! | [`SwitchKind::Operator`] | an operator's command | halted / active |
 //!

@@ -223,3 +223,31 @@ fn funding_is_settled_at_the_funding_time_at_the_announced_rate() {
     r.on_market(&mark(T0 + 11 * S, funding_at + 8 * 3_600_000));
     assert_eq!(r.ledger().funding().to_string(), "-1.8");
 }
+
+#[test]
+fn post_only_bounces_are_not_api_errors_but_other_rejects_are() {
+    // A maker in a fast market: far more post-only bounces (-5022) in a minute than the API-error
+    // limit (30) — trading goes on.
+    let mut r = engine(None);
+    let limit = RiskConfig::default().api_errors_per_min as u64;
+    for i in 0..3 * limit {
+        let o = order(&format!("po-{i}"), Side::Buy, "60000", "0.001");
+        let rej = ExecReport {
+            reason: -5022,
+            ..ExecReport::about(&o, ExecKind::Rejected)
+        };
+        r.on_report(&rej, T0 + i * 1_000_000);
+    }
+    assert_eq!(r.state(), RiskState::Active);
+    // Margin rejects are failures of the account or the bot: past the limit, halted.
+    for i in 0..=limit {
+        let o = order(&format!("m-{i}"), Side::Buy, "60000", "0.001");
+        let rej = ExecReport {
+            reason: -2019,
+            ..ExecReport::about(&o, ExecKind::Rejected)
+        };
+        r.on_report(&rej, T0 + S + i * 1_000_000);
+    }
+    assert_eq!(r.state(), RiskState::Halted);
+    assert_eq!(r.halt_reason(), Some(SwitchKind::ApiErrorRate));
+}

@@ -196,6 +196,28 @@ pub fn parse_bybit(http_status: u16, body: &[u8]) -> Option<VenueError> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn risk_exempts_exactly_the_post_only_bounces() {
+        use qalpha_engine::order::is_post_only_bounce;
+        use qalpha_engine::Venue;
+        for code in -6000..=0i64 {
+            assert_eq!(
+                binance_kind(400, code) == ErrorKind::PostOnlyWouldTake,
+                is_post_only_bounce(Venue::BinanceUsdm, code as i32),
+                "binance {code}"
+            );
+        }
+        // Bybit accepts and then cancels a crossing post-only order: it has no such reject.
+        for code in 0..200_000i64 {
+            assert_ne!(
+                bybit_kind(200, code),
+                ErrorKind::PostOnlyWouldTake,
+                "bybit {code}"
+            );
+            assert!(!is_post_only_bounce(Venue::BybitLinear, code as i32));
+        }
+    }
+
     fn shared(rel: &str) -> Option<String> {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../shared/data")
