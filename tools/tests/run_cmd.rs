@@ -158,13 +158,19 @@ fn paper_mode_needs_no_keys_and_live_mode_needs_live() {
 /// Everything the engine writes in a full run — stdout, stderr at debug level, the summary, the
 /// order and risk journals, the control audit, the recorded capture, the metrics, the alerts'
 /// bodies — is scanned for the planted secrets: the API secret (from the key store), the store's
-/// passphrase, the TOTP secret and the Telegram bot token.
+/// passphrase, the TOTP secret, the Telegram bot token and the SMTP password (its relay is down,
+/// so the delivery errors are logged too).
 #[test]
 fn a_full_run_writes_no_secret_anywhere() {
     use std::sync::{Arc, Mutex};
     const PASSPHRASE: &str = "planted-passphrase-51c7";
     const TOTP: &str = "KRUGS4ZANFZSAYJAORSXG5BAON";
     const TG_TOKEN: &str = "4242:planted-bot-token-x9";
+    const SMTP_PASS: &str = "planted-smtp-pass-7e1";
+    let smtp_down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
     let dir = tempfile::tempdir().unwrap();
     let m = mock(dir.path());
     let (store, pass) = (dir.path().join("keys.qks"), dir.path().join("pass.txt"));
@@ -234,7 +240,9 @@ fn a_full_run_writes_no_secret_anywhere() {
         &cfg,
         config("testnet", &m).replace("daily_loss_limit = 1000", "daily_loss_limit = 0.05")
             + &format!(
-                "\n[alerts.telegram]\nchat_id = \"1\"\ntoken_env = \"QALPHA_TEST_TG_TOKEN\"\napi_url = \"http://{hook_addr}\"\n"
+                "\n[alerts.telegram]\nchat_id = \"1\"\ntoken_env = \"QALPHA_TEST_TG_TOKEN\"\napi_url = \"http://{hook_addr}\"\n\
+                 [alerts.email]\nsmtp = \"{smtp_down}\"\nusername = \"ops\"\npassword_env = \"QALPHA_TEST_SMTP_PASS\"\n\
+                 from = \"q@test.local\"\nto = \"ops@test.local\"\n"
             ),
     )
     .unwrap();
@@ -263,6 +271,7 @@ fn a_full_run_writes_no_secret_anywhere() {
         .env("QALPHA_LOG", "debug")
         .env("QALPHA_CONTROL_TOTP_SECRET", TOTP)
         .env("QALPHA_TEST_TG_TOKEN", TG_TOKEN)
+        .env("QALPHA_TEST_SMTP_PASS", SMTP_PASS)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -322,7 +331,11 @@ fn a_full_run_writes_no_secret_anywhere() {
         written.contains("\"risk_state\""),
         "the scan saw the status and summary"
     );
-    for planted in [secret, PASSPHRASE, TOTP, TG_TOKEN] {
+    assert!(
+        written.contains(&format!("smtp {smtp_down}")),
+        "the failed e-mail delivery was logged"
+    );
+    for planted in [secret, PASSPHRASE, TOTP, TG_TOKEN, SMTP_PASS] {
         assert!(!written.contains(planted), "{planted:?} leaked");
     }
     m.stop();
