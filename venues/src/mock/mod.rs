@@ -25,6 +25,7 @@ mod rest_market;
 pub mod rng;
 pub mod server;
 pub mod source;
+mod stamped;
 pub mod synthetic;
 mod ws_binance;
 mod ws_bybit;

@@ -27,12 +27,15 @@ use super::faults::FaultSpec;
 use super::http::{accept_websocket, next_request, respond, set_last_response, Request};
 use super::market::{binance_route_of, binance_stream_key, Hub};
 use super::rng::Rng;
+use super::stamped::StampedTcp;
 
 /// Plain or TLS server stream.
 pub enum ServerIo {
     // (the TLS variant is boxed: a rustls connection is large)
     Plain(TcpStream),
     Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
+    /// TLS over a socket read by a stamping thread (the benchmark's order API).
+    TlsStamped(Box<StreamOwned<ServerConnection, StampedTcp>>),
 }
 
 impl ServerIo {
@@ -40,6 +43,30 @@ impl ServerIo {
         match self {
             ServerIo::Plain(s) => s,
             ServerIo::Tls(s) => &s.sock,
+            ServerIo::TlsStamped(s) => s.sock.tcp(),
+        }
+    }
+
+    /// The same connection with its reads stamped by a thread of their own ([`StampedTcp`]);
+    /// plain connections stay as they are.
+    pub(crate) fn stamped(self) -> std::io::Result<ServerIo> {
+        match self {
+            ServerIo::Tls(s) => {
+                let StreamOwned { conn, sock } = *s;
+                Ok(ServerIo::TlsStamped(Box::new(StreamOwned::new(
+                    conn,
+                    StampedTcp::spawn(sock)?,
+                ))))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// When the bytes last read came off the wire, for a stamped connection.
+    pub(crate) fn arrival_ns(&self) -> Option<u64> {
+        match self {
+            ServerIo::TlsStamped(s) => Some(s.sock.last_ns()),
+            _ => None,
         }
     }
 }
@@ -49,6 +76,7 @@ impl Read for ServerIo {
         match self {
             ServerIo::Plain(s) => s.read(buf),
             ServerIo::Tls(s) => s.read(buf),
+            ServerIo::TlsStamped(s) => s.read(buf),
         }
     }
 }
@@ -58,12 +86,20 @@ impl Write for ServerIo {
         match self {
             ServerIo::Plain(s) => s.write(buf),
             ServerIo::Tls(s) => s.write(buf),
+            ServerIo::TlsStamped(s) => s.write(buf),
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
             ServerIo::Plain(s) => s.flush(),
             ServerIo::Tls(s) => {
+                s.flush()?;
+                while s.conn.wants_write() {
+                    s.conn.write_tls(&mut s.sock)?;
+                }
+                Ok(())
+            }
+            ServerIo::TlsStamped(s) => {
                 s.flush()?;
                 while s.conn.wants_write() {
                     s.conn.write_tls(&mut s.sock)?;
