@@ -365,7 +365,13 @@ pub(crate) fn run_engine(
         }
         None => None,
     };
-    let alert_counts = alerts.map(|w| {
+    let alert_counts = alerts.map(|mut w| {
+        // A halt (or any state change) during the wind-down is alerted on its own, before the
+        // summary: the threads have stopped, so the view holds their last word.
+        w.tick(
+            &view,
+            feed_metrics.disconnects.get() + gw_metrics.ws_reconnects.get(),
+        );
         w.alerter.raise(supervise::summary_alert(
             "summary:shutdown",
             "engine stopped: run summary",
