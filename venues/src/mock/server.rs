@@ -92,22 +92,19 @@ impl Write for ServerIo {
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
             ServerIo::Plain(s) => s.flush(),
-            ServerIo::Tls(s) => {
-                s.flush()?;
-                while s.conn.wants_write() {
-                    s.conn.write_tls(&mut s.sock)?;
-                }
-                Ok(())
-            }
-            ServerIo::TlsStamped(s) => {
-                s.flush()?;
-                while s.conn.wants_write() {
-                    s.conn.write_tls(&mut s.sock)?;
-                }
-                Ok(())
-            }
+            ServerIo::Tls(s) => flush_tls(s),
+            ServerIo::TlsStamped(s) => flush_tls(s),
         }
     }
+}
+
+/// Flushes the plaintext and writes out every TLS record waiting.
+fn flush_tls<S: Read + Write>(s: &mut StreamOwned<ServerConnection, S>) -> std::io::Result<()> {
+    s.flush()?;
+    while s.conn.wants_write() {
+        s.conn.write_tls(&mut s.sock)?;
+    }
+    Ok(())
 }
 
 /// Counters the tests read.
