@@ -255,6 +255,16 @@ pub fn is_post_only_bounce(venue: Venue, reason: i32) -> bool {
     matches!((venue, reason), (Venue::BinanceUsdm, -5022))
 }
 
+/// Whether a reject is the venue's (or the gateway's own throttle's) rate-limit refusal: Binance
+/// -1003 / -1008 / -1015, Bybit 10006 / 10018. The order was not placed; sending the next one at
+/// once only earns another (and, on a venue, a ban). `venues::errors` agrees (its test).
+pub fn is_rate_limited(venue: Venue, reason: i32) -> bool {
+    matches!(
+        (venue, reason),
+        (Venue::BinanceUsdm, -1003 | -1008 | -1015) | (Venue::BybitLinear, 10006 | 10018)
+    )
+}
+
 /// Lifecycle of one order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OrderStatus {

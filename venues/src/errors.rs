@@ -197,7 +197,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn risk_exempts_exactly_the_post_only_bounces() {
+    fn the_engines_reject_classes_match_the_venues_codes() {
         use qalpha_engine::order::is_post_only_bounce;
         use qalpha_engine::Venue;
         for code in -6000..=0i64 {
@@ -205,6 +205,21 @@ mod tests {
                 binance_kind(400, code) == ErrorKind::PostOnlyWouldTake,
                 is_post_only_bounce(Venue::BinanceUsdm, code as i32),
                 "binance {code}"
+            );
+        }
+        use qalpha_engine::order::is_rate_limited;
+        for code in -6000..=0i64 {
+            assert_eq!(
+                binance_kind(400, code) == ErrorKind::RateLimited,
+                is_rate_limited(Venue::BinanceUsdm, code as i32),
+                "binance {code}"
+            );
+        }
+        for code in 0..200_000i64 {
+            assert_eq!(
+                bybit_kind(200, code) == ErrorKind::RateLimited,
+                is_rate_limited(Venue::BybitLinear, code as i32),
+                "bybit {code}"
             );
         }
         // Bybit accepts and then cancels a crossing post-only order: it has no such reject.

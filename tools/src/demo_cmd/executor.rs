@@ -38,15 +38,14 @@ use std::collections::{HashMap, VecDeque};
 
 use qalpha_engine::event::{MarketEvent, MarketPayload, TopOfBook};
 use qalpha_engine::order::{
-    Applied, ClientIdGen, ClientOrderId, ExecKind, ExecReport, NewOrder, OrderAction, OrderCommand,
-    OrderState, OrderStatus, OrderType, TimeInForce,
+    is_rate_limited, Applied, ClientIdGen, ClientOrderId, ExecKind, ExecReport, NewOrder,
+    OrderAction, OrderCommand, OrderState, OrderStatus, OrderType, TimeInForce,
 };
 use qalpha_engine::ring::Producer;
 use qalpha_engine::{clock, Price, Qty, Side, Symbol, Venue};
 use qalpha_risk::engine::{RiskAction, RiskEngine};
 use qalpha_risk::RiskState;
 use qalpha_strategy::baselines::{Intent, Style};
-use qalpha_venues::fill::RejectReason;
 
 mod lifecycle;
 
@@ -82,6 +81,8 @@ pub struct ExecCounters {
     pub intents: u64,
     /// New orders the risk engine refused (never sent).
     pub risk_rejects: u64,
+    /// Rejects that were rate-limit refusals (each pauses new orders, doubling in a row).
+    pub rate_limited: u64,
     /// Orders the risk engine asked for (flatten / cut, reduce-only) and cancel-alls it triggered.
     pub risk_orders: u64,
     pub risk_cancel_alls: u64,
@@ -95,6 +96,12 @@ pub const RISK_REJECT_BASE: i32 = -9000;
 /// that refuse (order rate, open orders, exposure) do not clear within a tick, so retrying every
 /// tick would only flood the journal. A market target order that filled nothing waits as long.
 const PAUSE_NS: u64 = 1_000_000_000;
+/// After a rate-limit refusal no new order for this long, doubling with each refusal in a row up to
+/// [`RATE_PAUSE_MAX_NS`], back to the start once an order is acknowledged. Re-sending at once had
+/// turned one refusal into a burst (both quote sides, every event) that tripped risk's API-error
+/// switch within minutes (`qalpha soak`).
+const RATE_PAUSE_NS: u64 = 1_000_000_000;
+const RATE_PAUSE_MAX_NS: u64 = 30_000_000_000;
 
 /// How an order executes: type, time in force, limit price (zero for a market order).
 type How = (OrderType, TimeInForce, Price);
@@ -164,6 +171,8 @@ pub struct Executor {
     /// No new order before this (ns): after a risk refusal, or a market target order that filled
     /// nothing.
     pause_until: u64,
+    /// The pause after the next rate-limit refusal (ns; 0: none yet in a row).
+    rate_pause: u64,
     /// Simulated time (backtests, deterministic replays): `Some` replaces the wall clock everywhere
     /// the executor reads the time (order stamps, pauses, risk). Set with [`Executor::set_time`].
     sim_now: Option<u64>,
@@ -194,6 +203,7 @@ impl Executor {
             risk: None,
             actions: Vec::with_capacity(8),
             pause_until: 0,
+            rate_pause: 0,
             sim_now: None,
         }
     }
@@ -577,18 +587,18 @@ impl Executor {
             // risk's own refusal: not an API error
         } else {
             let now = self.now();
-            let venue = self.m.venue;
+            // (A post-only bounce is the market moving, not the API failing: risk does not count it.)
             if let Some(risk) = self.risk.as_mut() {
-                // A post-only order refused because the touch moved onto it is the market moving, not
-                // the API failing: risk frees its slot without counting an API error.
-                let normal = r.kind == ExecKind::Rejected
-                    && r.reason == RejectReason::PostOnlyWouldTake.code(venue);
-                let seen = if normal {
-                    ExecReport { reason: 0, ..*r }
-                } else {
-                    *r
-                };
-                risk.on_report(&seen, now);
+                risk.on_report(r, now);
+            }
+            match r.kind {
+                ExecKind::Rejected if is_rate_limited(r.venue, r.reason) => {
+                    self.rate_pause = (self.rate_pause * 2).clamp(RATE_PAUSE_NS, RATE_PAUSE_MAX_NS);
+                    self.pause_until = self.pause_until.max(now + self.rate_pause);
+                    self.counters.rate_limited += 1;
+                }
+                ExecKind::Ack => self.rate_pause = 0,
+                _ => {}
             }
         }
         let Some(st) = self.orders.get_mut(&r.client_id) else {

@@ -547,3 +547,53 @@ fn final_orders_leave_the_map_after_kept_closed_more() {
     assert_eq!(r.ex.counters.ignored_reports, ignored + 1);
     assert_eq!(r.ex.live_orders(), 0);
 }
+
+#[test]
+fn rate_limit_refusals_pause_new_orders_doubling_until_an_ack() {
+    const S: u64 = 1_000_000_000;
+    let mut r = Rig::synced();
+    r.ex.set_time(10 * S);
+    let both = quote(Some(("100", "1")), Some(("101", "1")));
+    assert_eq!(r.intent(both).len(), 2);
+    let ids: Vec<ClientOrderId> = r.sent.keys().copied().collect();
+    // Both sides refused by the throttle (-1015): nothing new for 1 s, then 2 s, then 4 s.
+    let refuse = |r: &mut Rig, id: ClientOrderId| {
+        let o = r.sent[&id];
+        r.ex.on_report(&ExecReport {
+            reason: -1015,
+            ..ExecReport::about(&o, ExecKind::Rejected)
+        });
+    };
+    refuse(&mut r, ids[0]);
+    refuse(&mut r, ids[1]);
+    assert_eq!(r.ex.counters.rate_limited, 2);
+    // Two in a row: 1 s, then 2 s from the second.
+    r.ex.set_time(11 * S);
+    assert_eq!(r.market(book("100", "101")), [], "still paused");
+    r.ex.set_time(12 * S + 1);
+    let again = r.market(book("100", "101"));
+    assert_eq!(again.len(), 2, "{again:?}");
+    let bid = r
+        .sent
+        .values()
+        .find(|o| o.side == Side::Buy && !ids.contains(&o.client_id))
+        .unwrap()
+        .client_id;
+    refuse(&mut r, bid);
+    r.ex.set_time(15 * S);
+    assert_eq!(r.market(book("100", "101")), [], "4 s now");
+    r.ex.set_time(16 * S + 2);
+    assert_eq!(r.market(book("100", "101")).len(), 1, "the bid again");
+    // An ack resets the back-off: the next refusal pauses 1 s again.
+    let bid2 = r.last();
+    r.ack(bid2);
+    let ask = r
+        .sent
+        .values()
+        .find(|o| o.side == Side::Sell && !ids.contains(&o.client_id))
+        .unwrap()
+        .client_id;
+    refuse(&mut r, ask);
+    r.ex.set_time(17 * S + 3);
+    assert_eq!(r.market(book("100", "101")).len(), 1, "the ask after 1 s");
+}
