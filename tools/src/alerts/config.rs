@@ -266,18 +266,11 @@ impl AlertConfig {
                     }
                     None
                 }
-                Some(_) => {
-                    let Some(var) = e.get("password_env") else {
-                        bail!("[alerts.email] password_env: required with username (the variable holding the password)");
-                    };
-                    let var = var
-                        .as_str()
-                        .ok_or_else(|| anyhow!("[alerts.email] password_env: must be a string"))?;
-                    let pass = std::env::var(var).map_err(|_| {
-                        anyhow!("[alerts.email] password_env: the environment variable {var} is not set")
-                    })?;
-                    Some((string(e, "email", "username")?, Zeroizing::new(pass)))
-                }
+                // `password` is not a known key: the password only ever comes from the variable.
+                Some(_) => Some((
+                    string(e, "email", "username")?,
+                    secret(e, "email", "password", "password_env")?,
+                )),
             };
             let ca_file = match e.get("ca_file") {
                 None => None,
@@ -372,7 +365,7 @@ mod tests {
             ("smtp = \"mx\"", "use HOST:PORT"),
             (
                 "smtp = \"mx:587\"\nusername = \"u\"",
-                "password_env: required",
+                "password_env is required",
             ),
             (
                 "smtp = \"mx:587\"\npassword_env = \"X\"",
