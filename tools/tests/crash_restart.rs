@@ -8,6 +8,7 @@ mod engine_common;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
 
 use engine_common::{config, mock, qalpha};
 use qalpha_venues::mock::{MockExchange, TEST_API_KEY, TEST_API_SECRET};
@@ -109,19 +110,44 @@ fn kill_9_with_orders_and_a_position_then_restart_restores_and_cleans_up() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     std::thread::spawn(move || for _ in lines.by_ref() {});
+    // The market stands still from here until run 2 has reconciled: a resting order filling in
+    // between would make the venue's state at start-up differ from what is measured here.
+    // (A short settle first: an order the killed process wrote just before dying is in the
+    // mock's socket buffer, not yet on its book.)
+    m.pause();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let frames_paused = m.hub.published.load(Ordering::Acquire);
     let open_before = venue(&m, "open-orders").as_array().unwrap().len();
     let pos_before = venue_position(&m);
     assert!(open_before >= 1, "orders left resting by the killed run");
     assert!(pos_before != 0.0, "a position left by the killed run");
 
-    // Run 2 on the same journals.
+    // Run 2 on the same journals; the market resumes once its start-up has reconciled.
     let mut c = keyed(qalpha());
     run_args(&mut c, &cfg, dir.path(), "2");
-    let out = c.args(["--duration", "4s"]).output().unwrap();
+    let mut child = c
+        .args(["--duration", "4s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.starts_with("start-up:") {
+            // Nothing moved while the venue was measured and run 2 reconciled.
+            assert_eq!(m.hub.published.load(Ordering::Acquire), frames_paused);
+            m.resume();
+        }
+        err.push_str(&line);
+        err.push('\n');
+    }
+    m.resume();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{err}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        err.contains("start-up:"),
+        "no start-up reconciliation:\n{err}"
     );
     let s: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary-2.json")).unwrap())

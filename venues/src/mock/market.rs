@@ -98,6 +98,9 @@ pub struct Hub {
     pub has_subscriber: AtomicBool,
     /// Set when the tape is exhausted.
     pub finished: AtomicBool,
+    /// While set, the market stands still: no frame is published, so no resting order fills
+    /// (tests that inspect the venue between two runs of the engine).
+    pub paused: AtomicBool,
     /// Frames published so far.
     pub published: AtomicU64,
     /// The latency benchmark's probe (frame sends and order arrivals), when set.
@@ -117,10 +120,21 @@ impl Hub {
             }),
             has_subscriber: AtomicBool::new(false),
             finished: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
             published: AtomicU64::new(0),
             probe: OnceLock::new(),
             queue,
         }
+    }
+
+    /// Blocks while the market is paused (or until `stop`); returns how long it stood still, for
+    /// the player to shift its schedule (no burst of overdue frames on resume).
+    pub fn hold_while_paused(&self, stop: &AtomicBool) -> std::time::Duration {
+        let t = std::time::Instant::now();
+        while self.paused.load(Ordering::Acquire) && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        t.elapsed()
     }
 
     /// Turns the latency probe on (before the engine connects); false if one was set already.

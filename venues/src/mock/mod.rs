@@ -195,6 +195,18 @@ impl MockExchange {
         self.hub.finished.load(Ordering::Acquire)
     }
 
+    /// Stops the market (no frame published, nothing on the book moves, no resting order fills)
+    /// until [`MockExchange::resume`]; order entry and queries keep working. Playback resumes on
+    /// its schedule shifted by the pause.
+    pub fn pause(&self) {
+        self.hub.paused.store(true, Ordering::Release);
+    }
+
+    /// Lets the market run again after [`MockExchange::pause`].
+    pub fn resume(&self) {
+        self.hub.paused.store(false, Ordering::Release);
+    }
+
     /// Stops serving and joins the mock's own threads (connection threads end on their own).
     pub fn stop(mut self) {
         self.shutdown();

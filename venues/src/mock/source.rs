@@ -266,8 +266,9 @@ impl CaptureTape {
             std::thread::sleep(Duration::from_millis(2));
         }
         let t0 = self.frames.first().map_or(0, |f| f.1.recv_ns);
-        let w0 = Instant::now();
+        let mut w0 = Instant::now();
         for (sym, frame, update) in self.frames {
+            w0 += hub.hold_while_paused(stop);
             if stop.load(Ordering::Relaxed) {
                 return;
             }

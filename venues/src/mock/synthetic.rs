@@ -475,6 +475,10 @@ pub fn run(
             std::thread::sleep(Duration::from_millis(1));
             continue;
         }
+        let held = hub.hold_while_paused(stop);
+        if let Some(s) = start.as_mut() {
+            *s += held;
+        }
         let start = *start.get_or_insert_with(Instant::now);
         if restart.is_some_and(|at| start.elapsed() >= at) {
             restart = None;
