@@ -106,6 +106,28 @@ impl ClientIdGen {
         // prefix ≤ 12 chars, sequence ≤ 13: always fits.
         ClientOrderId::parse(&s).unwrap_or_default()
     }
+
+    /// The inverse of [`ClientIdGen::next_id`]: an id in the generator's form (`qa…-` + canonical
+    /// base-36 sequence: lower case, no leading zero) as its prefix (with the `-`) and sequence
+    /// number; `None` for any other id. Distinct ids never split to the same pair.
+    pub fn split(id: &ClientOrderId) -> Option<(&str, u64)> {
+        let s = id.as_str();
+        let dash = s.rfind('-')?;
+        let (prefix, seq) = (&s[..=dash], &s[dash + 1..]);
+        if !prefix.starts_with("qa") || seq.is_empty() || seq.len() > 12 || seq.starts_with('0') {
+            return None;
+        }
+        let mut v: u64 = 0;
+        for c in seq.bytes() {
+            let d = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'z' => c - b'a' + 10,
+                _ => return None,
+            };
+            v = v * 36 + d as u64;
+        }
+        Some((prefix, v))
+    }
 }
 
 /// Order type.
@@ -529,6 +551,24 @@ mod tests {
         );
         assert!(ClientOrderId::parse("bad id!").is_none());
         assert!(ClientOrderId::parse(&"x".repeat(CLIENT_ID_CAP + 1)).is_none());
+    }
+
+    #[test]
+    fn generated_ids_split_back_into_prefix_and_sequence() {
+        let mut g = ClientIdGen::new(1_795_621_440_753);
+        for n in 1..=2000u64 {
+            let id = g.next_id();
+            let (prefix, seq) = ClientIdGen::split(&id).unwrap();
+            assert_eq!(seq, n, "{id}");
+            assert_eq!(format!("{prefix}{}", base36(seq)), id.as_str());
+        }
+        // Only the canonical form: ids the generator never makes stay whole.
+        for other in [
+            "qa1-01", "qa1-", "qa1-A", "x-12", "plain", "mock-7", "qa1-1_2",
+        ] {
+            let id = ClientOrderId::parse(other).unwrap();
+            assert_eq!(ClientIdGen::split(&id), None, "{other}");
+        }
     }
 
     #[test]

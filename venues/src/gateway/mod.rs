@@ -19,6 +19,7 @@ pub mod request;
 pub mod session;
 pub mod snapshot;
 pub mod tracker;
+pub mod used_ids;
 
 pub use request::{Method, SignedRequest};
 

@@ -8,17 +8,21 @@
 //! Client ids are refused a second time (`register`), so a retry or a restart can never place an
 //! order twice under the same id.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use qalpha_engine::clock::now_ns;
 use qalpha_engine::order::{ClientOrderId, ExecKind, ExecReport, NewOrder, OrderType, TimeInForce};
 use qalpha_engine::{Price, Qty, Venue, FIXED_SCALE};
 
 use super::snapshot::{OrderSnapshot, VenueStatus};
+use super::used_ids::UsedIds;
 use crate::fill::FeeSchedule;
 
 /// Closed orders kept for late reports before the oldest are forgotten (their ids stay refused).
-const KEPT_CLOSED: usize = 50_000;
+/// A late report about a forgotten order is counted as unknown. At the soak's pace (~20 orders a
+/// second) this is several minutes of orders; it bounds the tracker's memory (~2 MiB) however
+/// long the engine runs.
+pub const KEPT_CLOSED: usize = 8_192;
 
 /// One order as the gateway knows it.
 #[derive(Clone, Copy, Debug)]
@@ -52,7 +56,10 @@ pub struct Tracker {
     venue: Venue,
     fees: FeeSchedule,
     orders: HashMap<ClientOrderId, Tracked>,
-    used: HashSet<ClientOrderId>,
+    /// Every id ever sent or adopted (bounded memory: [`UsedIds`]).
+    used: UsedIds,
+    /// Closed orders still in `orders`, in the order they closed.
+    closed: VecDeque<ClientOrderId>,
     /// Ids of the orders with `open` set, so open-order scans cost O(open), not O(all ever sent).
     open_ids: HashSet<ClientOrderId>,
     pub stats: TrackerStats,
@@ -64,7 +71,8 @@ impl Tracker {
             venue,
             fees,
             orders: HashMap::new(),
-            used: HashSet::new(),
+            used: UsedIds::default(),
+            closed: VecDeque::with_capacity(KEPT_CLOSED + 1),
             open_ids: HashSet::new(),
             stats: TrackerStats::default(),
         }
@@ -76,7 +84,6 @@ impl Tracker {
             self.stats.duplicate_orders += 1;
             return false;
         }
-        self.prune();
         self.orders.insert(
             o.client_id,
             Tracked {
@@ -105,13 +112,30 @@ impl Tracker {
         !self.open_ids.is_empty()
     }
 
-    /// Keeps `open_ids` in step with the order's `open` flag after a change.
+    /// Orders tracked (open, and closed ones kept for late reports).
+    pub fn len(&self) -> usize {
+        self.orders.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.orders.is_empty()
+    }
+
+    /// Keeps `open_ids` in step with the order's `open` flag after a change; an order that just
+    /// closed joins the closed queue, and the oldest closed orders past [`KEPT_CLOSED`] are
+    /// forgotten.
     fn sync_open(&mut self, id: &ClientOrderId) {
         match self.orders.get(id) {
             Some(t) if t.open => {
                 self.open_ids.insert(*id);
             }
-            _ => {
+            Some(_) => {
+                if self.open_ids.remove(id) {
+                    self.closed.push_back(*id);
+                    self.prune();
+                }
+            }
+            None => {
                 self.open_ids.remove(id);
             }
         }
@@ -156,7 +180,12 @@ impl Tracker {
                 acked: true,
             },
         );
-        self.sync_open(&s.client_id);
+        if s.status.is_open() {
+            self.sync_open(&s.client_id);
+        } else {
+            self.closed.push_back(s.client_id);
+            self.prune();
+        }
         let mut r = blank(&order, ExecKind::Ack);
         r.venue_order_id = s.venue_order_id;
         r.cum_qty = s.cum_qty;
@@ -361,20 +390,16 @@ impl Tracker {
         self.sync_open(id);
     }
 
+    /// Forgets the oldest closed orders past [`KEPT_CLOSED`] (one that opened again since it was
+    /// queued is skipped: it is queued again when it closes).
     fn prune(&mut self) {
-        if self.orders.len() < 2 * KEPT_CLOSED {
-            return;
-        }
-        let mut closed: Vec<(u64, ClientOrderId)> = self
-            .orders
-            .iter()
-            .filter(|(_, t)| !t.open)
-            .map(|(id, t)| (t.venue_order_id, *id))
-            .collect();
-        closed.sort_unstable_by_key(|c| c.0);
-        let excess = closed.len().saturating_sub(KEPT_CLOSED);
-        for (_, id) in closed.into_iter().take(excess) {
-            self.orders.remove(&id);
+        while self.closed.len() > KEPT_CLOSED {
+            let Some(id) = self.closed.pop_front() else {
+                break;
+            };
+            if self.orders.get(&id).is_some_and(|t| !t.open) {
+                self.orders.remove(&id);
+            }
         }
     }
 }
@@ -440,6 +465,46 @@ mod tests {
         assert!(t.register(order("a")));
         assert!(!t.register(order("a")));
         assert_eq!(t.stats.duplicate_orders, 1);
+    }
+
+    #[test]
+    fn closed_orders_are_forgotten_oldest_first_and_their_ids_stay_refused() {
+        let mut t = Tracker::new(Venue::BinanceUsdm, FeeSchedule::BINANCE_USDM_REGULAR);
+        let mut g = qalpha_engine::order::ClientIdGen::new(1_795_621_440_753);
+        let mut out = Vec::new();
+        // One order stays open throughout; 3 × KEPT_CLOSED others come and go.
+        let mut resting = order("a");
+        resting.client_id = g.next_id();
+        assert!(t.register(resting));
+        let mut sent = Vec::new();
+        for i in 0..3 * KEPT_CLOSED {
+            let mut o = order("a");
+            o.client_id = g.next_id();
+            assert!(t.register(o));
+            let kind = if i % 2 == 0 {
+                ExecKind::Canceled
+            } else {
+                ExecKind::Expired
+            };
+            t.on_report(&blank(&o, kind), &mut out);
+            sent.push(o);
+        }
+        assert_eq!(out.len(), 3 * KEPT_CLOSED, "each close reported once");
+        // Bounded: the open order and the newest KEPT_CLOSED closed ones.
+        assert_eq!(t.len(), KEPT_CLOSED + 1);
+        assert!(t.get(&resting.client_id).is_some_and(|r| r.open));
+        assert_eq!(t.open().count(), 1);
+        // A late report about a kept order is a duplicate; about a forgotten one, unknown.
+        out.clear();
+        t.on_report(&blank(sent.last().unwrap(), ExecKind::Canceled), &mut out);
+        assert_eq!(t.stats.duplicate_reports, 1);
+        t.on_report(&blank(&sent[0], ExecKind::Canceled), &mut out);
+        assert_eq!(t.stats.unknown_reports, 1);
+        assert!(out.is_empty());
+        // Forgotten or not, no id is accepted twice.
+        assert!(!t.register(sent[0]) && !t.register(*sent.last().unwrap()));
+        assert!(!t.register(resting));
+        assert_eq!(t.stats.duplicate_orders, 3);
     }
 
     #[test]
