@@ -78,7 +78,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
-cargo test --workspace
+# Every test binary runs even after one fails, so a failure's report names all of them at its end.
+cargo test --workspace --no-fail-fast
 echo "== pytest tools/train (shapes, losses, export, resume, DDP on CPU; parity with tract through target/debug/qalpha)"
 QALPHA_BIN="$PWD/target/debug/qalpha" "$venv/bin/python" -m pytest tools/train/tests -q
 echo "== README run command: the demo on the bundled sample (mock exchange in-process, no keys)"
