@@ -83,6 +83,8 @@ cargo test --workspace --no-fail-fast
 echo "== pytest tools/train (shapes, losses, export, resume, DDP on CPU; parity with tract through target/debug/qalpha)"
 QALPHA_BIN="$PWD/target/debug/qalpha" "$venv/bin/python" -m pytest tools/train/tests -q
 echo "== README run command: the demo on the bundled sample (mock exchange in-process, no keys)"
-cargo run -q -p qalpha-tools --bin qalpha -- demo --json target/demo-summary.json
+# The binary `cargo test` built (the same program; `cargo run -p qalpha-tools` alone would rebuild
+# tract and the rest for its own feature set: ~6 min and ~1 GB more on a clean machine).
+"$PWD/target/debug/qalpha" demo --json target/demo-summary.json
 echo "== the bundled sample replays with every book checked"
-cargo run -q -p qalpha-tools --bin qalpha -- replay data/sample/btcusdt-usdm-20230404.qcap --check-book --json
+"$PWD/target/debug/qalpha" replay data/sample/btcusdt-usdm-20230404.qcap --check-book --json
