@@ -35,8 +35,10 @@ pub struct SoakArgs {
     /// Sampling interval.
     #[arg(long, value_parser = parse_dur, default_value = "5s")]
     pub sample_every: Duration,
-    /// Fail when resident memory grew more than this after the warm-up (MiB).
-    #[arg(long, default_value_t = 32.0)]
+    /// Fail when resident memory grew more than this after the warm-up (MiB). The hour at the
+    /// defaults grows +0.04 MiB; the gateway tracker's unbounded maps grew +19.8 MiB (see
+    /// docs/RELIABILITY.md), which the old limit of 32 let pass.
+    #[arg(long, default_value_t = 8.0)]
     pub max_growth_mb: f64,
     /// Faults the mock injects meanwhile (e.g. `heavy`).
     #[arg(long)]
