@@ -84,7 +84,7 @@ echo "== pytest tools/train (shapes, losses, export, resume, DDP on CPU; parity 
 QALPHA_BIN="$PWD/target/debug/qalpha" "$venv/bin/python" -m pytest tools/train/tests -q
 echo "== README run command: the demo on the bundled sample (mock exchange in-process, no keys)"
 # The binary `cargo test` built (the same program; `cargo run -p qalpha-tools` alone would rebuild
-# tract and the rest for its own feature set: ~6 min and ~1 GB more on a clean machine).
+# tract and the rest for its own feature set: this step took ~10 min on a clean clone here).
 "$PWD/target/debug/qalpha" demo --json target/demo-summary.json
 echo "== the bundled sample replays with every book checked"
 "$PWD/target/debug/qalpha" replay data/sample/btcusdt-usdm-20230404.qcap --check-book --json

@@ -5,9 +5,9 @@
 
 mod engine_common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::atomic::Ordering;
 
 use engine_common::{config, mock, qalpha};
@@ -61,6 +61,25 @@ fn run_args(c: &mut Command, cfg: &Path, dir: &Path, tag: &str) {
         .arg(dir.join(format!("summary-{tag}.json")));
 }
 
+/// `qalpha run` (keyed, run `tag`'s journals and summary) for `duration`, its stderr as lines.
+fn spawn_run(
+    cfg: &Path,
+    dir: &Path,
+    tag: &str,
+    duration: &str,
+) -> (Child, Lines<BufReader<ChildStderr>>) {
+    let mut c = keyed(qalpha());
+    run_args(&mut c, cfg, dir, tag);
+    let mut child = c
+        .args(["--duration", duration])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    (child, lines)
+}
+
 fn new_ids(journal: &Path) -> Vec<String> {
     std::fs::read_to_string(journal)
         .unwrap_or_default()
@@ -81,15 +100,7 @@ fn kill_9_with_orders_and_a_position_then_restart_restores_and_cleans_up() {
     std::fs::write(&cfg, config("testnet", &m)).unwrap();
 
     // Run 1: trade until a position and resting quotes exist, then SIGKILL (no shutdown at all).
-    let mut c = keyed(qalpha());
-    run_args(&mut c, &cfg, dir.path(), "1");
-    let mut child = c
-        .args(["--duration", "120s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut child, mut lines) = spawn_run(&cfg, dir.path(), "1", "120s");
     let mut seen = String::new();
     // Progress lines every 3 s; at most 30 of them.
     let mut progress = 0;
@@ -123,16 +134,9 @@ fn kill_9_with_orders_and_a_position_then_restart_restores_and_cleans_up() {
     assert!(pos_before != 0.0, "a position left by the killed run");
 
     // Run 2 on the same journals; the market resumes once its start-up has reconciled.
-    let mut c = keyed(qalpha());
-    run_args(&mut c, &cfg, dir.path(), "2");
-    let mut child = c
-        .args(["--duration", "4s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, lines) = spawn_run(&cfg, dir.path(), "2", "4s");
     let mut err = String::new();
-    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+    for line in lines {
         let line = line.unwrap();
         if line.starts_with("start-up:") {
             // Nothing moved while the venue was measured and run 2 reconciled.
