@@ -4,8 +4,8 @@
 //! Ids in [`ClientIdGen`]'s form (`qa<start>-<sequence>`, nearly all of them) cost one bit each in
 //! a bitmap of sequence numbers per prefix: 75 k orders (an hour of the soak) need 75 k bits (~9 KB,
 //! at most twice that in capacity), where a `HashSet<ClientOrderId>` (32-byte keys) needs ~4 MiB and
-//! kept growing for as long as the engine ran. Any
-//! other id (an order adopted from elsewhere, a hand-made id) is kept whole.
+//! kept growing for as long as the engine ran. Any other id (an order adopted from elsewhere, a
+//! hand-made id) is kept whole.
 
 use std::collections::{HashMap, HashSet};
 
