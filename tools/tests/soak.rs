@@ -59,18 +59,24 @@ fn a_short_soak_keeps_memory_flat_and_the_invariants() {
 
 #[test]
 fn a_soak_that_stops_trading_fails_and_says_why() {
-    // A losing-streak limit of 1, named by the operator, halts the engine within seconds; a soak
-    // whose last tenth sent no order measured an idle engine and must not pass.
+    // Risk limits named by the operator (a losing streak of 1, a daily loss of 0.0001 USDT: the
+    // first losing fill, fees included) halt the engine within seconds; a soak whose last tenth sent
+    // no order measured an idle engine and must not pass. 20 s, so that a slow start on a loaded
+    // machine (this runs beside the 30 s soak) still halts well before the last tenth.
     let out = Command::new(env!("CARGO_BIN_EXE_qalpha"))
-        .args(["soak", "--duration", "12s", "--sample-every", "500ms"])
+        .args(["soak", "--duration", "20s", "--sample-every", "500ms"])
         .args(["--set", "risk.max_consecutive_losses=1"])
+        .args(["--set", "risk.daily_loss_limit=0.0001"])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}{err}");
     assert!(
-        err.contains("no orders in the last tenth") && err.contains("halted by consecutive_losses"),
-        "{err}"
+        err.contains("no orders in the last tenth")
+            && (err.contains("halted by consecutive_losses")
+                || err.contains("halted by daily_loss")),
+        "{text}{err}"
     );
 }
